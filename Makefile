@@ -1,0 +1,16 @@
+# Two entry points on a fresh machine: `make run` (the main job) and `make test`.
+# Both set everything up first (system packages, .venv, the project): scripts/setup.sh.
+.PHONY: setup run dev test
+VENV := .venv/bin
+
+setup:
+	./scripts/setup.sh
+
+run: setup
+	$(VENV)/autorag run $(AUDIO)
+
+dev: setup
+	$(VENV)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+test: setup
+	$(VENV)/python -m pytest

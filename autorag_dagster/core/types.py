@@ -1,0 +1,134 @@
+"""The data that flows between assets. Plain pydantic models, JSON-serialisable, no Dagster."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class AudioInfo(BaseModel):
+    """What `audio` records about one file (the decoded samples live in a .npy beside it)."""
+
+    key: str = Field(description="Partition key: the path relative to the audio root.")
+    path: str = Field(description="Absolute path of the source file.")
+    sha256: str
+    size_bytes: int
+    duration_s: float = Field(description="Duration of the decoded 16 kHz mono signal.")
+    source_sample_rate: int
+    source_channels: int
+    codec: str | None = None
+    container: str | None = None
+    sample_rate: int = 16000
+    pcm_path: str = Field(description="float32 16 kHz mono samples saved with numpy (.npy).")
+
+
+class Word(BaseModel):
+    start: float
+    end: float
+    text: str
+    probability: float | None = None
+
+
+class Segment(BaseModel):
+    id: int
+    start: float
+    end: float
+    text: str
+    words: list[Word] = Field(default_factory=list)
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+
+
+class Transcript(BaseModel):
+    key: str
+    language: str
+    language_probability: float | None = None
+    duration_s: float
+    model: str
+    device: str
+    segments: list[Segment]
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments).strip()
+
+
+class SpeakerTurn(BaseModel):
+    start: float
+    end: float
+    speaker: str  # e.g. "SPEAKER_00"
+
+
+class Diarization(BaseModel):
+    key: str
+    backend: str  # "resemblyzer" | "pyannote"
+    duration_s: float
+    turns: list[SpeakerTurn]
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({t.speaker for t in self.turns})
+
+
+class SpeakerWord(Word):
+    speaker: str
+
+
+class Utterance(BaseModel):
+    speaker: str
+    start: float
+    end: float
+    text: str
+    words: list[SpeakerWord] = Field(default_factory=list)
+
+
+class SpeakerTranscript(BaseModel):
+    key: str
+    duration_s: float
+    language: str
+    utterances: list[Utterance]
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({u.speaker for u in self.utterances})
+
+    def talk_time(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for u in self.utterances:
+            out[u.speaker] = out.get(u.speaker, 0.0) + (u.end - u.start)
+        return out
+
+
+class TopicNode(BaseModel):
+    id: str = Field(description="Path in the tree, e.g. '2' for the 2nd chapter, '2.1' for its first sub-topic.")
+    level: int = Field(ge=1)
+    start: float
+    end: float
+    title: str = ""
+    summary: str = ""
+    children: list["TopicNode"] = Field(default_factory=list)
+
+    def walk(self):
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+class TopicTree(BaseModel):
+    key: str
+    duration_s: float
+    title: str = ""
+    summary: str = ""
+    model: str = ""
+    nodes: list[TopicNode] = Field(default_factory=list, description="Level-1 nodes, in time order.")
+
+    def walk(self):
+        for node in self.nodes:
+            yield from node.walk()
+
+    @property
+    def depth(self) -> int:
+        return max((n.level for n in self.walk()), default=0)
