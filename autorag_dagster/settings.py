@@ -46,6 +46,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # An empty variable means "the default" (docker-compose.yml passes every knob as ${VAR:-}).
+        env_ignore_empty=True,
         validate_default=True,
     )
 
