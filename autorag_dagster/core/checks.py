@@ -1,0 +1,76 @@
+"""Quality checks on what each stage produced: each returns a list of problems (empty = passed).
+
+Pure functions over the data types, so the Dagster asset checks stay thin and the conditions
+are easy to test by breaking them on purpose.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autorag_dagster.core.types import AudioInfo, Diarization, SpeakerTranscript, Transcript
+
+TOLERANCE_S = 0.05
+SPEECH_RMS = 0.01  # below this the file is treated as silence: an empty transcript is then fine
+
+
+def _fmt(problems: list[str], limit: int = 5) -> list[str]:
+    return problems[:limit] + ([f"... and {len(problems) - limit} more"] if len(problems) > limit else [])
+
+
+def has_speech_energy(samples: np.ndarray) -> bool:
+    return samples.size > 0 and float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) >= SPEECH_RMS
+
+
+def check_audio(info: AudioInfo) -> list[str]:
+    problems = []
+    if info.duration_s <= 0:
+        problems.append(f"duration is {info.duration_s} s")
+    if info.sample_rate != 16000:
+        problems.append(f"decoded sample rate is {info.sample_rate}, expected 16000")
+    if len(info.sha256) != 64:
+        problems.append("sha256 missing")
+    return problems
+
+
+def check_transcript(transcript: Transcript, duration_s: float, speech_expected: bool) -> list[str]:
+    """Words ordered, inside the audio's duration, and non-empty when the audio holds speech."""
+    problems: list[str] = []
+    words = transcript.words
+    if speech_expected and not words:
+        problems.append("no words transcribed although the audio is not silent")
+    previous = 0.0
+    for i, word in enumerate(words):
+        if word.end < word.start:
+            problems.append(f"word {i} {word.text!r} ends before it starts ({word.start:.2f} > {word.end:.2f})")
+        if word.start < previous - TOLERANCE_S:
+            problems.append(f"word {i} {word.text!r} starts at {word.start:.2f} s, before the previous word ({previous:.2f} s)")
+        if word.start < -TOLERANCE_S or word.end > duration_s + TOLERANCE_S:
+            problems.append(f"word {i} {word.text!r} [{word.start:.2f}, {word.end:.2f}] lies outside [0, {duration_s:.2f}]")
+        previous = max(previous, word.start)
+    return _fmt(problems)
+
+
+def check_diarization(diarization: Diarization, duration_s: float, speech_expected: bool) -> list[str]:
+    """Turns inside the duration, well-formed, and at least one speaker when there is speech."""
+    problems: list[str] = []
+    if speech_expected and not diarization.speakers:
+        problems.append("no speaker found although the audio is not silent")
+    for i, turn in enumerate(diarization.turns):
+        if turn.end <= turn.start:
+            problems.append(f"turn {i} of {turn.speaker} is empty or reversed ({turn.start:.2f}-{turn.end:.2f})")
+        if turn.start < -TOLERANCE_S or turn.end > duration_s + TOLERANCE_S:
+            problems.append(f"turn {i} [{turn.start:.2f}, {turn.end:.2f}] lies outside [0, {duration_s:.2f}]")
+    return _fmt(problems)
+
+
+def check_speaker_transcript(st: SpeakerTranscript, transcript: Transcript) -> list[str]:
+    """Every transcribed word is attributed to exactly one speaker, in order."""
+    problems: list[str] = []
+    attributed = [w for u in st.utterances for w in u.words]
+    if len(attributed) != len(transcript.words):
+        problems.append(f"{len(attributed)} words attributed, {len(transcript.words)} transcribed")
+    for i, utterance in enumerate(st.utterances):
+        if any(w.speaker != utterance.speaker for w in utterance.words):
+            problems.append(f"utterance {i} mixes speakers")
+    return _fmt(problems)

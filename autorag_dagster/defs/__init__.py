@@ -1,0 +1,29 @@
+"""The thin Dagster layer: assets call the core, resources hold the clients."""
+
+from __future__ import annotations
+
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+
+from autorag_dagster.settings import Settings, get_settings
+
+
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    """Everything the code location serves, configured from ``settings`` (default: the environment)."""
+    from autorag_dagster.defs import checks, sensors
+    from autorag_dagster.defs.assets import speech
+    from autorag_dagster.defs.io import PartitionedModelIOManager
+    from autorag_dagster.defs.resources import GpuResource, OllamaResource, SpeechResource, StorageResource
+
+    settings = settings or get_settings()
+    return Definitions(
+        assets=load_assets_from_modules([speech]),
+        asset_checks=load_asset_checks_from_modules([checks]),
+        sensors=[sensors.ollama_models_ready],
+        resources={
+            "model_io": PartitionedModelIOManager(data_dir=str(settings.data_dir)),
+            "storage": StorageResource.from_settings(settings),
+            "speech": SpeechResource.from_settings(settings),
+            "ollama": OllamaResource.from_settings(settings),
+            "gpu": GpuResource(),
+        },
+    )
