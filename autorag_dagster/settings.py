@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     audio_dir: Path = Field(Path("audio"), description="Root folder of audio files (one partition per file).")
     data_dir: Path = Field(Path("data"), description="Where exports, caches, LanceDB and HTML land.")
     lancedb_uri: str | None = Field(None, description="LanceDB URI; default <data_dir>/lancedb. s3://... works.")
+    backfill_cron: str = Field("0 2 * * *", description="When the nightly backfill of the audio folder runs (cron).")
 
     # --- speech ----------------------------------------------------------------------------
     whisper_model: str = Field(

@@ -9,7 +9,7 @@ from autorag_dagster.settings import Settings, get_settings
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     """Everything the code location serves, configured from ``settings`` (default: the environment)."""
-    from autorag_dagster.defs import checks, sensors
+    from autorag_dagster.defs import checks, jobs, schedules, sensors
     from autorag_dagster.defs.assets import speech
     from autorag_dagster.defs.io import PartitionedModelIOManager
     from autorag_dagster.defs.resources import GpuResource, OllamaResource, SpeechResource, StorageResource
@@ -18,7 +18,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=load_assets_from_modules([speech]),
         asset_checks=load_asset_checks_from_modules([checks]),
-        sensors=[sensors.ollama_models_ready],
+        jobs=[jobs.process_audio],
+        sensors=[sensors.ollama_models_ready, sensors.audio_folder_sensor],
+        schedules=[schedules.nightly_backfill],
         resources={
             "model_io": PartitionedModelIOManager(data_dir=str(settings.data_dir)),
             "storage": StorageResource.from_settings(settings),

@@ -3,7 +3,7 @@
 Every partitioned asset returns ``{partition_key: pydantic model}`` and its inputs arrive the
 same way. One shape serves a run of one file (a sensor's run) and a run of many (a single-run
 backfill, where each model loads once for all files). Files land under
-``<data_dir>/files/<folder for the key>/<asset>.json`` next to the exports, so a person can read
+``<data_dir>/files/<folder for the key>/assets/<asset>.json`` next to the exports, so a person can read
 what every stage produced.
 """
 
@@ -27,6 +27,11 @@ def file_dir(data_dir: str | Path, key: str) -> Path:
     return Path(data_dir) / "files" / folder_name_for_key(key)
 
 
+def stored_value_path(data_dir: str | Path, asset: str, key: str) -> Path:
+    """Where the value of ``asset`` for partition ``key`` is stored."""
+    return file_dir(data_dir, key) / "assets" / f"{asset}.json"
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -41,7 +46,7 @@ class PartitionedModelIOManager(ConfigurableIOManager):
     data_dir: str
 
     def _path(self, asset: str, key: str) -> Path:
-        return file_dir(self.data_dir, key) / f"{asset}.json"
+        return stored_value_path(self.data_dir, asset, key)
 
     def handle_output(self, context: OutputContext, obj: dict[str, BaseModel] | None) -> None:
         if obj is None:

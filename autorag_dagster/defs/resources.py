@@ -1,0 +1,143 @@
+"""Dagster resources: the Ollama client and the GPU tenancy, configured from the settings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from autorag_dagster.core.diarize import Diarizer, make_diarizer
+from autorag_dagster.core.transcribe import Transcriber
+from autorag_dagster.ollama import GpuTenancy, OllamaClient
+from autorag_dagster.settings import Settings
+
+
+class OllamaResource(ConfigurableResource):
+    """Where Ollama answers and the request contract every LLM call follows."""
+
+    base_url: str = "http://localhost:11434"
+    llm_model: str = "gemma4:latest"
+    embed_model: str = "nomic-embed-text"
+    num_ctx: int = 8192
+    num_ctx_l1: int | None = Field(None, description="Larger context for the level-1 stage; costs one reload.")
+    keep_alive: str = Field("5m", description="A duration such as '5m', or seconds such as '300' or '-1'.")
+    max_concurrency: int = 8
+    request_timeout: float = 600.0
+    request_retries: int = 3
+    validation_retries: int = 2
+    temperature: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OllamaResource:
+        return cls(
+            base_url=settings.ollama_base_url,
+            llm_model=settings.llm_model,
+            embed_model=settings.embed_model,
+            num_ctx=settings.num_ctx,
+            num_ctx_l1=settings.num_ctx_l1,
+            keep_alive=str(settings.keep_alive),
+            max_concurrency=settings.max_concurrency,
+            request_timeout=settings.request_timeout,
+            request_retries=settings.request_retries,
+            validation_retries=settings.validation_retries,
+            temperature=settings.llm_temperature,
+        )
+
+    @property
+    def required_models(self) -> list[str]:
+        return [self.llm_model, self.embed_model]
+
+    def get_client(self, **overrides: Any) -> OllamaClient:
+        """A new client; ``overrides`` replace constructor arguments (e.g. a short ``timeout``)."""
+        keep_alive: str | int = int(self.keep_alive) if re.fullmatch(r"-?\d+", self.keep_alive) else self.keep_alive
+        kwargs: dict[str, Any] = dict(
+            llm_model=self.llm_model,
+            embed_model=self.embed_model,
+            num_ctx=self.num_ctx,
+            keep_alive=keep_alive,
+            timeout=self.request_timeout,
+            request_retries=self.request_retries,
+            validation_retries=self.validation_retries,
+            max_concurrency=self.max_concurrency,
+            temperature=self.temperature,
+        )
+        return OllamaClient(self.base_url, **{**kwargs, **overrides})
+
+
+class GpuResource(ConfigurableResource):
+    """Hands a step its GPU tenancy; the Dagster pool ``gpu`` serialises GPU steps across runs."""
+
+    def tenancy(self, client: OllamaClient, log: Callable[[str], Any] | None = None) -> GpuTenancy:
+        return GpuTenancy(client, log=log)
+
+
+class StorageResource(ConfigurableResource):
+    """Where audio is read from and every result is written."""
+
+    audio_dir: str = "audio"
+    data_dir: str = "data"
+    lancedb_uri: str | None = Field(None, description="LanceDB URI; default <data_dir>/lancedb (s3://... works).")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StorageResource:
+        return cls(audio_dir=str(settings.audio_dir), data_dir=str(settings.data_dir), lancedb_uri=settings.lancedb_uri)
+
+    @property
+    def lancedb_location(self) -> str:
+        return self.lancedb_uri or str(Path(self.data_dir) / "lancedb")
+
+
+class SpeechResource(ConfigurableResource):
+    """Whisper and diarizer configuration; builds the core objects that load the models."""
+
+    whisper_model: str = "tiny.en"
+    whisper_device: str = "auto"
+    whisper_compute_type: str = "default"
+    whisper_batch_size: int = 0
+    whisper_language: str | None = None
+    diarizer_backend: str = "resemblyzer"
+    pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"
+    min_speakers: int = 1
+    max_speakers: int = 6
+    cpu_threads: int = 1
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SpeechResource:
+        return cls(
+            whisper_model=settings.whisper_model,
+            whisper_device=settings.whisper_device,
+            whisper_compute_type=settings.whisper_compute_type,
+            whisper_batch_size=settings.whisper_batch_size,
+            whisper_language=settings.whisper_language,
+            diarizer_backend=settings.diarizer,
+            pyannote_pipeline=settings.pyannote_pipeline,
+            min_speakers=settings.min_speakers,
+            max_speakers=settings.max_speakers,
+            cpu_threads=settings.cpu_threads,
+        )
+
+    def transcriber(self) -> Transcriber:
+        return Transcriber(
+            model=self.whisper_model,
+            device=self.whisper_device,
+            compute_type=self.whisper_compute_type,
+            batch_size=self.whisper_batch_size,
+            language=self.whisper_language,
+            cpu_threads=self.cpu_threads,
+        )
+
+    def diarizer(self) -> Diarizer:
+        return make_diarizer(
+            SimpleNamespace(
+                diarizer=self.diarizer_backend,
+                pyannote_pipeline=self.pyannote_pipeline,
+                min_speakers=self.min_speakers,
+                max_speakers=self.max_speakers,
+                cpu_threads=self.cpu_threads,
+            )
+        )

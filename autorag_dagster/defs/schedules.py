@@ -1,0 +1,108 @@
+"""The nightly backfill: every audio file whose results are missing or stale, as one backfill.
+
+Stale means the source changed (its sha256 differs from the one ``audio`` recorded) or an
+asset's ``code_version`` changed since that file was materialised. With the assets'
+single-run backfill policy the backfill executes as one run, stage by stage, so each model
+loads once for all files.
+"""
+
+import json
+import time
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DefaultScheduleStatus,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
+from dagster._core.execution.backfill import PartitionBackfill
+from dagster._core.utils import make_new_backfill_id
+
+from autorag_dagster.core.audio import sha256_file
+from autorag_dagster.core.keys import InvalidKeyError, discover_audio, validate_key
+from autorag_dagster.defs.io import stored_value_path
+from autorag_dagster.defs.jobs import process_audio
+from autorag_dagster.defs.partitions import audio_files
+from autorag_dagster.defs.resources import OllamaResource, StorageResource
+from autorag_dagster.defs.sensors import ollama_readiness_skip_reason
+from autorag_dagster.settings import get_settings
+
+CODE_VERSION_TAG = "dagster/code_version"
+
+
+def stale_reasons(context: ScheduleEvaluationContext, storage: StorageResource, keys: list[str]) -> dict[str, str]:
+    """For each key that needs work, why: missing, source changed, or code changed."""
+    graph = context.repository_def.asset_graph
+    per_file_assets = [k for k in process_audio.selection.resolve(graph)]
+    instance = context.instance
+    reasons: dict[str, str] = {}
+    for key in keys:
+        stored = stored_value_path(storage.data_dir, "audio", key)
+        for asset_key in sorted(per_file_assets, key=lambda k: k.to_user_string()):
+            records = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1
+            ).records
+            if not records:
+                reasons[key] = f"{asset_key.to_user_string()} never materialised"
+                break
+            materialization = records[0].asset_materialization
+            recorded = (materialization.tags or {}).get(CODE_VERSION_TAG) if materialization else None
+            current = graph.get(asset_key).code_version
+            if current and recorded != current:
+                reasons[key] = f"{asset_key.to_user_string()} code changed ({recorded} -> {current})"
+                break
+        else:
+            if not stored.exists():
+                reasons[key] = "decoded audio missing"
+            else:
+                recorded_sha = json.loads(stored.read_text())["value"]["sha256"]
+                source = validate_key(storage.audio_dir, key)
+                if sha256_file(source) != recorded_sha:
+                    reasons[key] = "source file changed"
+    return reasons
+
+
+@schedule(
+    cron_schedule=get_settings().backfill_cron,
+    job=process_audio,
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Nightly: one backfill of every audio file whose results are missing or stale.",
+)
+def nightly_backfill(context: ScheduleEvaluationContext, storage: StorageResource, ollama: OllamaResource):
+    skip = ollama_readiness_skip_reason(ollama)
+    if skip is not None:
+        return skip
+    keys = []
+    for candidate in discover_audio(storage.audio_dir):
+        try:
+            validate_key(storage.audio_dir, candidate.key)
+            keys.append(candidate.key)
+        except InvalidKeyError as exc:
+            context.log.warning(str(exc))
+    known = set(context.instance.get_dynamic_partitions(audio_files.name))
+    if new := [k for k in keys if k not in known]:
+        context.instance.add_dynamic_partitions(audio_files.name, new)
+
+    reasons = stale_reasons(context, storage, keys)
+    if not reasons:
+        return SkipReason(f"All {len(keys)} audio file(s) in {storage.audio_dir} are up to date.")
+    backfill_id = make_new_backfill_id()
+    context.instance.add_backfill(
+        PartitionBackfill.from_asset_partitions(
+            backfill_id=backfill_id,
+            asset_graph=context.repository_def.asset_graph,
+            partition_names=sorted(reasons),
+            asset_selection=sorted(process_audio.selection.resolve(context.repository_def.asset_graph), key=str),
+            backfill_timestamp=time.time(),
+            tags={"autorag/trigger": "nightly_backfill"},
+            dynamic_partitions_store=context.instance,
+            all_partitions=False,
+            title=f"Nightly backfill of {len(reasons)} audio file(s)",
+            description="\n".join(f"{k}: {why}" for k, why in sorted(reasons.items())),
+            run_config=None,
+        )
+    )
+    listed = "; ".join(f"{k} ({why})" for k, why in sorted(reasons.items())[:20])
+    return SkipReason(f"Launched backfill {backfill_id} for {len(reasons)} file(s): {listed}")

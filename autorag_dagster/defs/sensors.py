@@ -1,0 +1,101 @@
+"""Sensors. Runs are requested only once every required Ollama model is pulled."""
+
+import json
+import time
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from autorag_dagster.core.keys import InvalidKeyError, discover_audio, validate_key
+from autorag_dagster.defs.partitions import audio_files
+from autorag_dagster.defs.resources import OllamaResource, StorageResource
+from autorag_dagster.ollama import check_models
+
+READINESS_TIMEOUT_S = 10.0
+# A file whose size and mtime did not change for this long is complete; a younger one must
+# look the same on two consecutive ticks (it may still be copied or recorded).
+SETTLE_SECONDS = 30.0
+
+
+def ollama_readiness_skip_reason(ollama: OllamaResource) -> SkipReason | None:
+    """A ``SkipReason`` naming the missing models and the pull command, or None when all are pulled."""
+    with ollama.get_client(timeout=READINESS_TIMEOUT_S, request_retries=0) as client:
+        readiness = check_models(client, ollama.required_models)
+    return None if readiness.ready else SkipReason(readiness.message)
+
+
+@sensor(minimum_interval_seconds=60, description="Reports whether every required Ollama model is pulled.")
+def ollama_models_ready(context: SensorEvaluationContext, ollama: OllamaResource) -> SkipReason:
+    skip = ollama_readiness_skip_reason(ollama)
+    if skip is not None:
+        return skip
+    return SkipReason(f"Ready: {', '.join(ollama.required_models)} are pulled on {ollama.base_url}.")
+
+
+def _signature(size: int, mtime: float) -> list:
+    return [size, round(mtime, 6)]
+
+
+@sensor(
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.STOPPED,
+    job_name="process_audio",
+    description=(
+        "Watches AUTORAG_AUDIO_DIR: adds a partition per new audio file and requests a run for new or "
+        "changed files once their size is stable. Requests nothing while Ollama models are missing."
+    ),
+)
+def audio_folder_sensor(
+    context: SensorEvaluationContext, storage: StorageResource, ollama: OllamaResource
+) -> SensorResult | SkipReason:
+    skip = ollama_readiness_skip_reason(ollama)
+    if skip is not None:
+        return skip  # the cursor stays: nothing found now is forgotten
+
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    seen: dict[str, list] = cursor.get("seen", {})  # last signature observed
+    done: dict[str, list] = cursor.get("done", {})  # signature a run was requested for
+    now = time.time()
+    existing = set(context.instance.get_dynamic_partitions(audio_files.name))
+
+    new_keys, requests, waiting, rejected = [], [], [], []
+    observed: dict[str, list] = {}
+    for candidate in discover_audio(storage.audio_dir):
+        key = candidate.key
+        try:
+            validate_key(storage.audio_dir, key)
+        except InvalidKeyError as exc:
+            rejected.append(str(exc))
+            continue
+        signature = _signature(candidate.size_bytes, candidate.mtime)
+        observed[key] = signature
+        settled = now - candidate.mtime >= SETTLE_SECONDS or seen.get(key) == signature
+        if not settled:
+            waiting.append(key)
+            continue
+        if done.get(key) == signature:
+            continue
+        if key not in existing:
+            new_keys.append(key)
+        requests.append(RunRequest(run_key=f"{key}@{signature[0]}:{signature[1]}", partition_key=key))
+        done[key] = signature
+
+    for message in rejected:
+        context.log.warning(message)
+    if waiting:
+        context.log.info(f"Waiting for {len(waiting)} file(s) to finish writing: {', '.join(waiting[:10])}")
+    cursor = {"seen": observed, "done": {k: v for k, v in done.items() if k in observed}}
+    return SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[audio_files.build_add_request(new_keys)] if new_keys else [],
+        cursor=json.dumps(cursor, sort_keys=True),
+        skip_reason=None if requests else SkipReason(
+            f"No new or changed audio in {storage.audio_dir}" + (f"; {len(waiting)} still being written" if waiting else "")
+        ),
+    )

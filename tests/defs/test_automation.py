@@ -1,0 +1,172 @@
+"""The folder sensor and the nightly backfill schedule, evaluated against a real instance."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    instance_for_test,
+    SensorResult,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+)
+
+from autorag_dagster.core.types import AudioInfo
+from autorag_dagster.defs import build_definitions
+from autorag_dagster.defs.io import stored_value_path, write_json_atomic
+from autorag_dagster.defs.jobs import process_audio
+from autorag_dagster.defs.partitions import audio_files
+from autorag_dagster.defs.resources import OllamaResource, StorageResource
+from autorag_dagster.defs.schedules import nightly_backfill
+from autorag_dagster.defs.sensors import audio_folder_sensor
+from autorag_dagster.core.audio import sha256_file
+from autorag_dagster.settings import load_settings
+
+OLD = time.time() - 3600
+
+
+@pytest.fixture
+def instance():
+    with instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "audio"
+    root.mkdir()
+    return root
+
+
+def write(path, data: bytes = b"RIFF....WAVE", mtime: float | None = OLD):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+def resources(folder, tmp_path, server_url):
+    return {
+        "storage": StorageResource(audio_dir=str(folder), data_dir=str(tmp_path / "data")),
+        "ollama": OllamaResource(base_url=server_url),
+    }
+
+
+def tick(instance, res, cursor=None):
+    with build_sensor_context(instance=instance, cursor=cursor, resources=res) as ctx:
+        result = audio_folder_sensor(ctx)
+    if isinstance(result, SensorResult):
+        for request in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def requested(result) -> list[str]:
+    return sorted(r.partition_key for r in result.run_requests) if isinstance(result, SensorResult) else []
+
+
+def test_sensor_new_changed_partial_unsupported_and_invalid(instance, folder, tmp_path, local_ollama):
+    res = resources(folder, tmp_path, local_ollama.url)
+    write(folder / "talks" / "a talk.mp3")
+    write(folder / "b.opus")
+    write(folder / "notes.txt")  # not audio
+    write(folder / ".hidden.wav")
+    outside = tmp_path / "outside.wav"
+    write(outside)
+    (folder / "escape.wav").symlink_to(outside)  # resolves outside the root
+    write(folder / "recording.wav", b"RIFF", mtime=None)  # just created: may still be written
+
+    first = tick(instance, res)
+    assert requested(first) == ["b.opus", "talks/a talk.mp3"]
+    assert set(instance.get_dynamic_partitions(audio_files.name)) == {"b.opus", "talks/a talk.mp3"}
+    assert all(r.job_name is None or r.job_name == "process_audio" for r in first.run_requests)
+
+    # The recording grew since the last tick: still not complete.
+    write(folder / "recording.wav", b"RIFF" + b"\0" * 100, mtime=None)
+    second = tick(instance, res, first.cursor)
+    assert requested(second) == []
+    # Unchanged since the last tick: complete now.
+    third = tick(instance, res, second.cursor)
+    assert requested(third) == ["recording.wav"]
+
+    # Nothing new: nothing requested, and a reason is given.
+    fourth = tick(instance, res, third.cursor)
+    assert requested(fourth) == [] and fourth.skip_reason and "No new or changed" in fourth.skip_reason.skip_message
+
+    # A changed file is requested again, with a new run key.
+    write(folder / "b.opus", b"RIFF....WAVE-changed", mtime=OLD + 10)
+    fifth = tick(instance, res, fourth.cursor)
+    assert requested(fifth) == ["b.opus"]
+    assert fifth.run_requests[0].run_key != first.run_requests[0].run_key
+    assert "escape.wav" not in instance.get_dynamic_partitions(audio_files.name)
+
+
+def test_sensor_requests_nothing_while_models_are_missing(instance, folder, tmp_path, local_ollama_factory):
+    server = local_ollama_factory(pulled=["nomic-embed-text"])
+    write(folder / "a.wav")
+    result = tick(instance, resources(folder, tmp_path, server.url))
+    assert isinstance(result, SkipReason)
+    assert "gemma4:latest" in result.skip_message and "pull" in result.skip_message
+    assert instance.get_dynamic_partitions(audio_files.name) == []
+
+
+def test_sensor_reports_an_unreachable_server(instance, folder, tmp_path):
+    write(folder / "a.wav")
+    result = tick(instance, resources(folder, tmp_path, "http://127.0.0.1:9"))
+    assert isinstance(result, SkipReason)
+    assert "127.0.0.1:9" in result.skip_message
+
+
+def test_nightly_backfill_selects_missing_and_stale_files_as_one_backfill(instance, folder, tmp_path, local_ollama):
+    settings = load_settings(ollama_base_url=local_ollama.url, audio_dir=folder, data_dir=tmp_path / "data")
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    per_file = process_audio.selection.resolve(graph)
+    for name in ("fresh.wav", "never.wav", "old-code.wav", "edited.wav"):
+        write(folder / name, name.encode() * 10)
+    instance.add_dynamic_partitions(audio_files.name, ["fresh.wav", "old-code.wav", "edited.wav"])
+
+    def materialised(key: str, versions: dict[AssetKey, str | None]):
+        for asset_key in per_file:
+            version = versions.get(asset_key, graph.get(asset_key).code_version)
+            instance.report_runless_asset_event(
+                AssetMaterialization(asset_key, partition=key, tags={"dagster/code_version": version or ""})
+            )
+        info = AudioInfo(
+            key=key, path=str(folder / key), sha256=sha256_file(folder / key), size_bytes=1, duration_s=1.0,
+            source_sample_rate=16000, source_channels=1, pcm_path="x.npy",
+        )
+        write_json_atomic(stored_value_path(settings.data_dir, "audio", key),
+                          {"type": "autorag_dagster.core.types:AudioInfo", "value": info.model_dump()})
+
+    materialised("fresh.wav", {})
+    materialised("old-code.wav", {AssetKey("transcript"): "transcript-0"})
+    materialised("edited.wav", {})
+    write(folder / "edited.wav", b"new content")
+
+    res = {"storage": StorageResource.from_settings(settings), "ollama": OllamaResource.from_settings(settings)}
+    repo = defs.get_repository_def()
+    with build_schedule_context(instance=instance, repository_def=repo, resources=res) as ctx:
+        result = nightly_backfill(ctx)
+    assert isinstance(result, SkipReason) and "Launched backfill" in result.skip_message
+    backfills = instance.get_backfills()
+    assert len(backfills) == 1
+    subset = backfills[0].asset_backfill_data.target_subset
+    targeted = {pk for ak in per_file for pk in subset.get_partitions_subset(ak).get_partition_keys()}
+    assert targeted == {"never.wav", "old-code.wav", "edited.wav"}
+    assert "never.wav" in instance.get_dynamic_partitions(audio_files.name)
+    assert "code changed" in backfills[0].description and "source file changed" in backfills[0].description
+
+    # Nothing stale: no second backfill.
+    for key in ("never.wav", "old-code.wav", "edited.wav"):
+        materialised(key, {})
+    with build_schedule_context(instance=instance, repository_def=repo, resources=res) as ctx:
+        again = nightly_backfill(ctx)
+    assert "up to date" in again.skip_message
+    assert len(instance.get_backfills()) == 1
