@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
+from typing import NoReturn
+
 import typer
 
 app = typer.Typer(
@@ -16,14 +20,152 @@ app = typer.Typer(
 def ollama_serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(11434, help="Port to listen on."),
+    models_dir: Path = typer.Option(
+        None, help="Where pulled models are recorded; default $OLLAMA_MODELS or ~/.cache/autorag/localserve-models.",
+        show_default=False,
+    ),
+    pull: list[str] = typer.Option(None, "--pull", help="Mark this model as pulled at start-up; repeatable.",
+                                   show_default=False),
+    delay: float = typer.Option(None, min=0, help="Seconds each request takes (AUTORAG_LOCALSERVE_DELAY).",
+                                show_default=False),
+    load_delay: float = typer.Option(None, min=0, help="Seconds each model load takes (AUTORAG_LOCALSERVE_LOAD_DELAY).",
+                                     show_default=False),
+    backend: str = typer.Option(None, help="Run every model on this backend (e.g. deterministic).", show_default=False),
 ) -> None:
     """Serve Ollama's HTTP API from packaged models (for laptops and CI; not needed on a GPU host).
 
-    Honours OLLAMA_NUM_PARALLEL, OLLAMA_MAX_LOADED_MODELS, OLLAMA_KEEP_ALIVE and OLLAMA_MAX_QUEUE.
+    Honours OLLAMA_NUM_PARALLEL, OLLAMA_MAX_LOADED_MODELS, OLLAMA_KEEP_ALIVE, OLLAMA_MAX_QUEUE,
+    OLLAMA_KV_CACHE_TYPE and OLLAMA_CONTEXT_LENGTH.
     """
+    from autorag_dagster.localserve import ConfigError
     from autorag_dagster.localserve.server import serve
 
-    serve(host=host, port=port)
+    try:
+        serve(host=host, port=port, models_dir=models_dir, pulled=pull, delay=delay, load_delay=load_delay,
+              backend=backend)
+    except ConfigError as exc:
+        _fail(str(exc), code=2)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(message, fg="red", err=True)
+    raise typer.Exit(code)
+
+
+def _settings():
+    from autorag_dagster.settings import SettingsError, get_settings
+
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        _fail(str(exc), code=2)
+
+
+@app.command("pull")
+def pull(
+    models: list[str] = typer.Argument(
+        None, help="Models to pull; default: AUTORAG_LLM_MODEL and AUTORAG_EMBED_MODEL.", show_default=False
+    ),
+) -> None:
+    """Pull models through the Ollama server at AUTORAG_OLLAMA_BASE_URL, showing progress."""
+    from autorag_dagster.ollama import OllamaClient, OllamaError
+
+    settings = _settings()
+    with OllamaClient.from_settings(settings) as client:
+        for model in models or [settings.llm_model, settings.embed_model]:
+            try:
+                client.pull(model)
+            except OllamaError as exc:
+                _fail(str(exc))
+            typer.echo(f"pulled {model}")
+
+
+@app.command("models")
+def models() -> None:
+    """Show whether the required models are pulled and which models are loaded (/api/ps).
+
+    Exits 1 when a required model is missing or the server cannot be reached.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from autorag_dagster.ollama import OllamaClient, OllamaError, canonical_name
+    from autorag_dagster.ollama.errors import pull_commands
+
+    settings = _settings()
+    with OllamaClient.from_settings(settings, request_retries=0) as client:
+        try:
+            pulled = {canonical_name(name) for name in client.pulled_models()}
+            running = client.ps()
+        except OllamaError as exc:
+            _fail(str(exc))
+    required = {"LLM": settings.llm_model, "embeddings": settings.embed_model}
+    table = Table(title=f"Required models on {client.base_url}")
+    for column in ("role", "model", "pulled"):
+        table.add_column(column)
+    for role, model in required.items():
+        table.add_row(role, model, "yes" if canonical_name(model) in pulled else "NO")
+    loaded = Table(title="Loaded now (/api/ps)")
+    for column in ("model", "size (MB)", "VRAM (MB)", "context", "expires"):
+        loaded.add_column(column)
+    for m in running:
+        expires = m.expires_at.isoformat(timespec="seconds") if m.expires_at else "-"
+        loaded.add_row(m.name, f"{m.size / 1e6:.0f}", f"{m.size_vram / 1e6:.0f}", str(m.context_length or "-"), expires)
+    console = Console()
+    console.print(table, loaded)
+    missing = [model for model in required.values() if canonical_name(model) not in pulled]
+    if missing:
+        _fail(f"Missing: {', '.join(missing)}. Pull with {pull_commands(missing)}.")
+
+
+class SearchMode(str, Enum):
+    hybrid = "hybrid"
+    vector = "vector"
+    text = "text"
+
+
+@app.command("search")
+def search(
+    query: str = typer.Argument(..., help="What to look for, in your own words."),
+    k: int = typer.Option(5, "--k", "-k", min=1, help="How many hits."),
+    file: list[str] = typer.Option(None, "--file", help="Only this file (its key); repeatable.", show_default=False),
+    speaker: list[str] = typer.Option(None, "--speaker", help="Only text by this speaker; repeatable.", show_default=False),
+    mode: SearchMode = typer.Option(SearchMode.hybrid, help="hybrid = vector + full text (RRF)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for programs instead of a table."),
+) -> None:
+    """Search the embedded corpus; prints each hit's file, time span, speakers, topic and text.
+
+    The query is embedded with AUTORAG_EMBED_MODEL through Ollama (not needed for --mode text);
+    rows come from that model's table in AUTORAG_LANCEDB_URI (default <data_dir>/lancedb).
+    """
+    from rich.console import Console
+
+    from autorag_dagster.core.search import hits_json, hits_table
+    from autorag_dagster.core.search import search as search_store
+    from autorag_dagster.core.store import SegmentStore, StoreError
+    from autorag_dagster.ollama import OllamaClient, OllamaError
+
+    settings = _settings()
+    try:
+        store = SegmentStore.for_model(settings.lancedb_location, settings.embed_model)
+        with OllamaClient.from_settings(settings) as client:
+            hits = search_store(
+                store,
+                query,
+                embed=None if mode is SearchMode.text else client.embed,
+                k=k,
+                files=file,
+                speakers=speaker,
+                mode=mode.value,
+            )
+    except (StoreError, OllamaError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(hits_json(hits))
+    elif hits:
+        Console().print(hits_table(hits, query=query))
+    else:
+        typer.echo("No hits.", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover
