@@ -1,0 +1,54 @@
+"""A content-addressed cache of LLM answers: one JSON file per request, named by its hash.
+
+The key covers everything that decides the answer: the model's digest (a re-pulled or
+different model misses), the options, the messages and the JSON schema. Files are written to a
+temporary name and renamed into place, so a crash never leaves a half-written answer behind.
+An entry is ``{"raw": <answer>}``, or ``{"error": <why>}`` when no answer matched the schema, so
+a rerun repeats the same fallback without asking again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+class AnswerCache:
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    @staticmethod
+    def key(*, model_digest: str, options: dict, messages: list[dict], schema: dict) -> str:
+        payload = {"model": model_digest, "options": options, "messages": messages, "schema": schema}
+        return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        """The stored answer, or None when absent or unreadable (a corrupt file is a miss)."""
+        try:
+            value = json.loads(self.path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def put(self, key: str, value: dict) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{key[:8]}-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(_canonical(value))
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,54 @@
+"""The answers the topic stages ask for: pydantic models whose JSON schema is sent as Ollama's ``format``.
+
+Boundaries are line numbers of the numbered transcript view, not free floats: a small model
+copies a number it can see far more reliably than it computes a time. The boundary schema is
+built per request so the line range is part of the schema, which constrains decoding on Ollama.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, create_model
+
+
+class TopicStart(BaseModel):
+    first_line: int = Field(description="Number of the transcript line where this topic begins.")
+    gist: str = Field(max_length=120, description="A few words, taken from the transcript, naming the topic.")
+
+
+class TopicStarts(BaseModel):
+    topics: list[TopicStart] = Field(min_length=1, description="The topics in time order.")
+
+
+@lru_cache(maxsize=512)
+def topic_starts_schema(n_lines: int, max_topics: int) -> type[TopicStarts]:
+    """``TopicStarts`` with the line numbers bounded to ``1..n_lines`` and at most ``max_topics`` items."""
+    start = create_model(
+        "TopicStart",
+        __base__=TopicStart,
+        first_line=(int, Field(ge=1, le=n_lines, description=TopicStart.model_fields["first_line"].description)),
+    )
+    return create_model(
+        "TopicStarts",
+        __base__=TopicStarts,
+        topics=(list[start], Field(min_length=1, max_length=max(1, max_topics),
+                                   description=TopicStarts.model_fields["topics"].description)),
+    )
+
+
+# The reason comes first: writing it before the boolean makes the boolean better.
+class SplitDecision(BaseModel):
+    reason: str = Field(max_length=400, description="One sentence naming the subjects or exchanges this section contains.")
+    subdivide: bool = Field(description="True when the section holds two or more distinct sub-topics.")
+
+
+# The summary comes first so the title can condense it.
+class NodeSummary(BaseModel):
+    summary: str = Field(min_length=1, max_length=600, description="One or two sentences; speakers named by their labels.")
+    title: str = Field(min_length=1, max_length=100, description="Three to eight words in sentence case.")
+
+
+class FileSummary(BaseModel):
+    summary: str = Field(min_length=1, max_length=900, description="Two to four sentences about the whole recording.")
+    title: str = Field(min_length=1, max_length=100, description="Three to ten words in sentence case.")

@@ -1,0 +1,59 @@
+"""Fixtures of the topic-tree tests: synthetic transcripts, the local Ollama-compatible server, clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+
+import pytest
+
+from autorag_dagster.core.types import SpeakerTranscript
+from autorag_dagster.localserve import LocalServer
+from autorag_dagster.ollama import OllamaClient
+from tests.core.topics.synthetic import TEN_MINUTES, make_transcript
+
+LLM = "gemma4:latest"
+EMBED = "nomic-embed-text"
+
+
+@pytest.fixture
+def ten_minutes() -> SpeakerTranscript:
+    return make_transcript(TEN_MINUTES)
+
+
+@pytest.fixture
+def start_server(tmp_path) -> Iterator[Callable[..., LocalServer]]:
+    """A real server over HTTP: 8 slots, one resident model, both models pulled, a small delay per request."""
+    with ExitStack() as stack:
+
+        def start(**overrides) -> LocalServer:
+            options = dict(
+                num_parallel=8, max_loaded_models=1, models_dir=tmp_path / "models", pulled=[LLM, EMBED], delay=0.05,
+            )
+            return stack.enter_context(LocalServer(**{**options, **overrides}))
+
+        yield start
+
+
+@pytest.fixture
+def server(start_server) -> LocalServer:
+    return start_server()
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., OllamaClient]]:
+    with ExitStack() as stack:
+
+        def make(url: str, **overrides) -> OllamaClient:
+            options = dict(
+                llm_model=LLM, embed_model=EMBED, num_ctx=8192, keep_alive="5m", timeout=30, request_retries=2,
+                validation_retries=2, max_concurrency=8, backoff_s=0.01,
+            )
+            return stack.enter_context(OllamaClient(url, **{**options, **overrides}))
+
+        yield make
+
+
+@pytest.fixture
+def client(server, make_client) -> OllamaClient:
+    return make_client(server.url)

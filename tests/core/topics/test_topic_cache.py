@@ -1,0 +1,45 @@
+import json
+
+from autorag_dagster.core.topics.cache import AnswerCache
+
+BASE = dict(
+    model_digest="sha256:abc",
+    options={"num_ctx": 8192, "temperature": 0.0},
+    messages=[{"role": "user", "content": "hello"}],
+    schema={"title": "X", "type": "object"},
+)
+
+
+def test_key_is_stable_and_covers_every_part():
+    key = AnswerCache.key(**BASE)
+    assert key == AnswerCache.key(**{**BASE, "options": {"temperature": 0.0, "num_ctx": 8192}})  # order-free
+    variants = [
+        {"model_digest": "sha256:abd"},
+        {"options": {"num_ctx": 16384, "temperature": 0.0}},
+        {"messages": [{"role": "user", "content": "hello!"}]},
+        {"schema": {"title": "Y", "type": "object"}},
+    ]
+    keys = {AnswerCache.key(**{**BASE, **v}) for v in variants}
+    assert key not in keys and len(keys) == len(variants)
+
+
+def test_put_get_roundtrip_is_atomic(tmp_path):
+    cache = AnswerCache(tmp_path / "llm")
+    key = AnswerCache.key(**BASE)
+    assert cache.get(key) is None
+    cache.put(key, {"raw": '{"a": 1}', "prompt_tokens": 3})
+    assert cache.get(key) == {"raw": '{"a": 1}', "prompt_tokens": 3}
+    files = [p for p in (tmp_path / "llm").rglob("*") if p.is_file()]
+    assert files == [cache.path(key)] and files[0].name == f"{key}.json"
+    cache.put(key, {"raw": "again"})  # overwrite in place
+    assert json.loads(cache.path(key).read_text()) == {"raw": "again"}
+
+
+def test_corrupt_entry_is_a_miss(tmp_path):
+    cache = AnswerCache(tmp_path)
+    key = AnswerCache.key(**BASE)
+    cache.path(key).parent.mkdir(parents=True)
+    cache.path(key).write_text('{"raw": ')
+    assert cache.get(key) is None
+    cache.path(key).write_text("[1, 2]")
+    assert cache.get(key) is None
