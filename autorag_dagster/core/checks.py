@@ -74,3 +74,37 @@ def check_speaker_transcript(st: SpeakerTranscript, transcript: Transcript) -> l
         if any(w.speaker != utterance.speaker for w in utterance.words):
             problems.append(f"utterance {i} mixes speakers")
     return _fmt(problems)
+
+
+def check_embeddings(summary, expected_rows: int, model_dim: int | None) -> list[str]:
+    """One row per chunk and node, no duplicates, the model's dimension, no NaN.
+
+    ``summary`` is a ``core.store.PartitionSummary`` of the file's rows.
+    """
+    problems = []
+    if summary.rows != expected_rows:
+        problems.append(f"{summary.rows} rows stored, {expected_rows} chunks and topic nodes expected")
+    if summary.unique_row_ids != summary.rows:
+        problems.append(f"{summary.rows - summary.unique_row_ids} duplicate row(s)")
+    if model_dim is not None and summary.rows and summary.dim != model_dim:
+        problems.append(f"vector dimension {summary.dim} differs from the model's {model_dim}")
+    if summary.nan_vectors:
+        problems.append(f"{summary.nan_vectors} vector(s) contain NaN or infinity")
+    if len(summary.models) > 1:
+        problems.append(f"rows of several embedding models mixed: {', '.join(summary.models)}")
+    return problems
+
+
+def check_viz_page(html_text: str, tree, transcript: SpeakerTranscript) -> list[str]:
+    """The page names every topic node and never carries transcript text unescaped."""
+    import html as html_lib
+
+    problems = []
+    for node in tree.walk():
+        if node.title and html_lib.escape(node.title, quote=False) not in html_text and node.title not in html_text:
+            problems.append(f"topic {node.id} {node.title!r} is not on the page")
+    for utterance in transcript.utterances:
+        text = utterance.text
+        if any(ch in text for ch in "<>&") and text in html_text:
+            problems.append(f"transcript text at {utterance.start:.1f} s appears unescaped")
+    return _fmt(problems)

@@ -132,3 +132,24 @@ class TopicTree(BaseModel):
     @property
     def depth(self) -> int:
         return max((n.level for n in self.walk()), default=0)
+
+
+class EmbeddingsWrite(BaseModel):
+    """What ``embeddings`` wrote to LanceDB for one file."""
+
+    file_key: str
+    table: str
+    embedding_model: str
+    dim: int
+    rows: int
+    inserted: int
+    updated: int
+    deleted: int
+    version: int
+
+
+class VizPage(BaseModel):
+    key: str
+    page: str
+    index: str
+    preview_png: str

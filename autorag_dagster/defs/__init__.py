@@ -10,13 +10,13 @@ from autorag_dagster.settings import Settings, get_settings
 def build_definitions(settings: Settings | None = None) -> Definitions:
     """Everything the code location serves, configured from ``settings`` (default: the environment)."""
     from autorag_dagster.defs import checks, jobs, schedules, sensors
-    from autorag_dagster.defs.assets import speech
+    from autorag_dagster.defs.assets import search, speech, topics, viz
     from autorag_dagster.defs.io import PartitionedModelIOManager
     from autorag_dagster.defs.resources import GpuResource, OllamaResource, SpeechResource, StorageResource
 
     settings = settings or get_settings()
     return Definitions(
-        assets=load_assets_from_modules([speech]),
+        assets=load_assets_from_modules([speech, topics, search, viz]),
         asset_checks=load_asset_checks_from_modules([checks]),
         jobs=[jobs.process_audio],
         sensors=[sensors.ollama_models_ready, sensors.audio_folder_sensor],

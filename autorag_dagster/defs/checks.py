@@ -1,13 +1,23 @@
 """Asset checks: thin wrappers over ``core.checks``; they run with every materialisation."""
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue, asset_check
 
 from autorag_dagster.core import checks
 from autorag_dagster.core.audio import load_samples
-from autorag_dagster.core.types import AudioInfo, Diarization, SpeakerTranscript, Transcript
+from autorag_dagster.core.chunking import build_records
+from autorag_dagster.core.store import SegmentStore
+from autorag_dagster.core.topics import check_tree
+from autorag_dagster.core.types import (
+    AudioInfo, Diarization, EmbeddingsWrite, SpeakerTranscript, TopicTree, Transcript, VizPage,
+)
+from autorag_dagster.defs.assets.search import embeddings
 from autorag_dagster.defs.assets.speech import audio, diarization, speaker_transcript, transcript
+from autorag_dagster.defs.assets.topics import topic_tree
+from autorag_dagster.defs.assets.viz import viz
+from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.defs.partitions import audio_files
 
 
@@ -59,3 +69,48 @@ def diarization_turns_valid(diarization: dict[str, Diarization], audio: dict[str
 )
 def speaker_words_attributed(speaker_transcript: dict[str, SpeakerTranscript], transcript: dict[str, Transcript]) -> AssetCheckResult:
     return each(speaker_transcript, lambda k: checks.check_speaker_transcript(speaker_transcript[k], transcript[k]))
+
+
+@asset_check(
+    asset=topic_tree, partitions_def=audio_files, blocking=True,
+    description="L1 nodes tile the whole duration; children tile their parent; titles and summaries; depth bounded.",
+)
+def topic_tree_tiles(topic_tree: dict[str, TopicTree]) -> AssetCheckResult:
+    return each(topic_tree, lambda k: check_tree(topic_tree[k]))
+
+
+@asset_check(
+    asset=embeddings, partitions_def=audio_files, blocking=True,
+    additional_ins={"speaker_transcript": AssetIn("speaker_transcript"), "topic_tree": AssetIn("topic_tree")},
+    description="One row per chunk and node, no duplicates after a rerun, the model's dimension, no NaN.",
+)
+def embeddings_rows_valid(
+    embeddings: dict[str, EmbeddingsWrite],
+    speaker_transcript: dict[str, SpeakerTranscript],
+    topic_tree: dict[str, TopicTree],
+    storage: StorageResource,
+    ollama: OllamaResource,
+) -> AssetCheckResult:
+    with ollama.get_client() as client:
+        model_dim = client.embedding_dim(ollama.embed_model)
+    store = SegmentStore.for_model(storage.lancedb_location, ollama.embed_model)
+    return each(embeddings, lambda k: checks.check_embeddings(
+        store.partition_summary(k), len(build_records(speaker_transcript[k], topic_tree[k])), model_dim,
+    ))
+
+
+@asset_check(
+    asset=viz, partitions_def=audio_files, blocking=True,
+    additional_ins={"speaker_transcript": AssetIn("speaker_transcript"), "topic_tree": AssetIn("topic_tree")},
+    description="The page exists, names every topic node, and escapes transcript text.",
+)
+def viz_page_complete(
+    viz: dict[str, VizPage], speaker_transcript: dict[str, SpeakerTranscript], topic_tree: dict[str, TopicTree]
+) -> AssetCheckResult:
+    def one(key: str) -> list[str]:
+        page = Path(viz[key].page)
+        if not page.exists():
+            return [f"{page} does not exist"]
+        return checks.check_viz_page(page.read_text(encoding="utf-8"), topic_tree[key], speaker_transcript[key])
+
+    return each(viz, one)

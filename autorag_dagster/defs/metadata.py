@@ -7,11 +7,7 @@ from pathlib import Path
 
 from dagster import MetadataValue
 
-
-def mmss(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+from autorag_dagster.core.timefmt import clock as mmss
 
 
 def excerpt(text: str, limit: int = 400) -> str:

@@ -91,6 +91,15 @@ class StorageResource(ConfigurableResource):
     def lancedb_location(self) -> str:
         return self.lancedb_uri or str(Path(self.data_dir) / "lancedb")
 
+    @property
+    def cache_dir(self) -> Path:
+        """Content-addressed LLM answers: an unchanged file is re-materialised with zero LLM calls."""
+        return Path(self.data_dir) / "cache" / "llm"
+
+    @property
+    def viz_dir(self) -> Path:
+        return Path(self.data_dir) / "viz"
+
 
 class SpeechResource(ConfigurableResource):
     """Whisper and diarizer configuration; builds the core objects that load the models."""

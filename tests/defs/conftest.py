@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, Definitions
+from dagster import AssetKey, DagsterInstance, Definitions
 
 from autorag_dagster.defs import build_definitions
 from autorag_dagster.defs.partitions import audio_files
@@ -27,9 +27,9 @@ class Pipeline:
         self.instance.add_dynamic_partitions(audio_files.name, list(keys))
 
     def run(self, key: str, selection: list[str] | None = None):
-        job = self.defs.resolve_implicit_global_asset_job_def()
+        job = self.defs.resolve_job_def("process_audio")
         if selection is not None:
-            job = job.get_subset(asset_selection={__import__("dagster").AssetKey(s) for s in selection})
+            job = job.get_subset(asset_selection={AssetKey(s) for s in selection})
         return job.execute_in_process(partition_key=key, instance=self.instance, raise_on_error=False)
 
 

@@ -1,0 +1,96 @@
+"""What every diarization backend provides, and the helpers they share."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from autorag_dagster.core.types import Diarization, SpeakerTurn
+
+
+class DiarizerError(RuntimeError):
+    """The diarizer could not be loaded or run; the message says which backend and why."""
+
+
+@runtime_checkable
+class Diarizer(Protocol):
+    name: str  # the backend, as recorded in `Diarization.backend`
+    loaded_device: str | None  # "cpu" or "cuda" once loaded
+    load_s: float | None  # seconds the last load took
+    warnings: list[str]  # e.g. a CUDA failure that fell back to CPU
+
+    def load(self) -> Diarizer:
+        """Load the models (idempotent); `diarize` calls it when needed."""
+
+    def diarize(self, waveform: np.ndarray, sample_rate: int, key: str) -> Diarization:
+        """Speaker turns of a mono float32 signal."""
+
+    def close(self) -> None:
+        """Release the models (and the GPU memory they held)."""
+
+
+def configure_torch(threads: int) -> None:
+    """Few threads and flushed denormals: on a small CPU this is the difference between
+    seconds and minutes for the LSTM-based models."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+
+
+def pick_device(requested: str = "auto") -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def release_memory(device: str | None) -> None:
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def as_mono_float32(waveform: np.ndarray) -> np.ndarray:
+    signal = np.asarray(waveform, dtype=np.float32)
+    if signal.ndim == 2:  # (channels, samples)
+        signal = signal.mean(axis=0)
+    if signal.ndim != 1:
+        raise ValueError(f"expected a mono signal or (channels, samples), got shape {signal.shape}")
+    return signal
+
+
+def resample(signal: np.ndarray, sample_rate: int, target: int) -> np.ndarray:
+    if sample_rate == target:
+        return signal
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(sample_rate, target)
+    return resample_poly(signal, target // g, sample_rate // g).astype(np.float32)
+
+
+def build_turns(spans: Iterable[tuple[float, float, str]], duration: float,
+                merge_gap_s: float = 0.0) -> list[SpeakerTurn]:
+    """Clip spans to [0, duration], sort them, join same-speaker spans closer than
+    `merge_gap_s`, and name speakers SPEAKER_00, SPEAKER_01... in order of first appearance."""
+    turns: list[list] = []
+    clipped = ((round(max(0.0, s), 3), min(round(e, 3), duration), spk) for s, e, spk in spans)
+    for start, end, speaker in sorted(clipped, key=lambda s: (s[0], s[1])):
+        if end <= start:
+            continue
+        if turns and turns[-1][2] == speaker and start - turns[-1][1] <= merge_gap_s:
+            turns[-1][1] = max(turns[-1][1], end)
+        else:
+            turns.append([start, end, speaker])
+    names: dict[str, str] = {}
+    for _, _, speaker in turns:
+        names.setdefault(speaker, f"SPEAKER_{len(names):02d}")
+    return [SpeakerTurn(start=s, end=e, speaker=names[spk]) for s, e, spk in turns]

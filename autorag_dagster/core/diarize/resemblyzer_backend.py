@@ -1,0 +1,176 @@
+"""Offline CPU diarization: Resemblyzer embeddings over speech, spectral clustering.
+
+1. Silero VAD (shipped inside faster-whisper) finds the speech regions.
+2. Each region is cut into overlapping windows; Resemblyzer's voice encoder (its weights
+   ship in its wheel) embeds every window.
+3. Spectral clustering groups the windows; the number of speakers is estimated from the
+   eigen-gap, bounded by `min_speakers`/`max_speakers`.
+4. Each window owns the stretch of its region closest to its centre; runs of one speaker
+   become turns, and same-speaker turns separated by short pauses are joined.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from autorag_dagster.core.diarize.base import (
+    DiarizerError,
+    as_mono_float32,
+    build_turns,
+    configure_torch,
+    pick_device,
+    release_memory,
+    resample,
+)
+from autorag_dagster.core.types import Diarization
+
+SAMPLE_RATE = 16000  # what both Silero VAD and Resemblyzer expect
+PARTIAL_FRAMES = 160  # Resemblyzer's 1.6 s input, in 10 ms mel frames
+# Below this many windows the eigen-gap is meaningless: agglomerative clustering decides.
+SPECTRAL_MIN_WINDOWS = 6
+ESTIMATE_UP_TO = 10  # the free speaker-count estimate looks this far before clamping
+
+
+def _spectral(embeddings: np.ndarray, min_clusters: int, max_clusters: int) -> np.ndarray:
+    from spectralcluster import (
+        ICASSP2018_REFINEMENT_SEQUENCE,
+        FallbackClustererType,
+        FallbackOptions,
+        RefinementOptions,
+        SpectralClusterer,
+        ThresholdType,
+    )
+
+    clusterer = SpectralClusterer(
+        min_clusters=min_clusters,
+        max_clusters=max_clusters,
+        refinement_options=RefinementOptions(
+            gaussian_blur_sigma=1,
+            p_percentile=0.95,
+            thresholding_soft_multiplier=0.01,
+            thresholding_type=ThresholdType.RowMax,
+            refinement_sequence=ICASSP2018_REFINEMENT_SEQUENCE,
+        ),
+        fallback_options=FallbackOptions(
+            spectral_min_embeddings=SPECTRAL_MIN_WINDOWS,
+            fallback_clusterer_type=FallbackClustererType.Agglomerative,
+            agglomerative_threshold=0.25,  # cosine distance; one voice stays above ~0.8 similarity
+        ),
+        custom_dist="cosine",
+    )
+    return clusterer.predict(embeddings)
+
+
+@dataclass
+class ResemblyzerDiarizer:
+    min_speakers: int = 1
+    max_speakers: int = 6
+    cpu_threads: int = 1
+    device: str = "cpu"
+    window_s: float = 1.5
+    hop_s: float = 0.75
+    merge_gap_s: float = 0.5
+    min_silence_ms: int = 300  # pauses longer than this split speech regions
+    batch_size: int = 64
+    name: str = field(default="resemblyzer", init=False)
+    loaded_device: str | None = field(default=None, init=False)
+    load_s: float | None = field(default=None, init=False)
+    warnings: list[str] = field(default_factory=list, init=False)
+    _encoder: object | None = field(default=None, init=False, repr=False)
+
+    def load(self) -> ResemblyzerDiarizer:
+        if self._encoder is not None:
+            return self
+        start = time.perf_counter()
+        configure_torch(self.cpu_threads)
+        from resemblyzer import VoiceEncoder
+
+        device = pick_device(self.device)
+        try:
+            self._encoder = VoiceEncoder(device=device, verbose=False)
+        except Exception as exc:
+            raise DiarizerError(f"Cannot load Resemblyzer's voice encoder on {device}: {exc}") from exc
+        self.loaded_device = device
+        self.load_s = time.perf_counter() - start
+        return self
+
+    def speech_regions(self, signal: np.ndarray) -> list[tuple[int, int]]:
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        options = VadOptions(min_silence_duration_ms=self.min_silence_ms, speech_pad_ms=100)
+        return [(r["start"], r["end"]) for r in get_speech_timestamps(signal, options, sampling_rate=SAMPLE_RATE)]
+
+    def windows(self, regions: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
+        """(window start, window end, owned start, owned end) in samples, per region."""
+        width, hop = int(self.window_s * SAMPLE_RATE), int(self.hop_s * SAMPLE_RATE)
+        out = []
+        for start, end in regions:
+            count = max(1, int(np.ceil(max(0, end - start - width) / hop)) + 1)
+            wins = [(start + i * hop, min(end, start + i * hop + width)) for i in range(count)]
+            centres = [(a + b) // 2 for a, b in wins]
+            cuts = [start] + [(c1 + c2) // 2 for c1, c2 in zip(centres, centres[1:])] + [end]
+            out += [(a, b, cuts[i], cuts[i + 1]) for i, (a, b) in enumerate(wins)]
+        return out
+
+    def embed(self, signal: np.ndarray, windows: list[tuple[int, int, int, int]]) -> np.ndarray:
+        import torch
+        from resemblyzer.audio import wav_to_mel_spectrogram
+
+        min_len = PARTIAL_FRAMES * SAMPLE_RATE // 100
+        mels = []
+        for a, b, _, _ in windows:
+            piece = signal[a:b]
+            piece = np.pad(piece, (0, max(0, min_len - len(piece))))
+            mels.append(wav_to_mel_spectrogram(piece)[:PARTIAL_FRAMES])
+        batches = []
+        with torch.inference_mode():
+            for i in range(0, len(mels), self.batch_size):
+                batch = torch.from_numpy(np.stack(mels[i : i + self.batch_size])).to(self.loaded_device)
+                batches.append(self._encoder(batch).cpu().numpy())
+        return np.concatenate(batches)
+
+    def cluster(self, embeddings: np.ndarray) -> np.ndarray:
+        """Estimate the speaker count freely, clamp it to the bounds, and cluster with it.
+
+        (Capping the eigen-gap search itself would not do: with three voices and at most two
+        allowed, the largest gap left in range is the one that says "one speaker".)
+        """
+        count = len(embeddings)
+        if count < 2:
+            return np.zeros(count, dtype=int)
+        labels = _spectral(embeddings, 1, min(count, max(self.max_speakers, ESTIMATE_UP_TO)))
+        speakers = int(np.clip(len(np.unique(labels)), self.min_speakers, min(self.max_speakers, count)))
+        if speakers != len(np.unique(labels)):
+            if count >= SPECTRAL_MIN_WINDOWS:
+                labels = _spectral(embeddings, speakers, speakers)
+            else:
+                from sklearn.cluster import AgglomerativeClustering
+
+                clusterer = AgglomerativeClustering(n_clusters=speakers, metric="cosine", linkage="average")
+                labels = clusterer.fit_predict(embeddings)
+        return labels
+
+    def diarize(self, waveform: np.ndarray, sample_rate: int, key: str) -> Diarization:
+        self.load()
+        from resemblyzer.audio import normalize_volume
+
+        signal = resample(as_mono_float32(waveform), sample_rate, SAMPLE_RATE)
+        duration = len(signal) / SAMPLE_RATE
+        windows = self.windows(self.speech_regions(signal))
+        spans = []
+        if windows:
+            loud = normalize_volume(signal, -30, increase_only=True)
+            labels = self.cluster(self.embed(loud, windows))
+            spans = [(a / SAMPLE_RATE, b / SAMPLE_RATE, str(label))
+                     for (_, _, a, b), label in zip(windows, labels)]
+        return Diarization(key=key, backend=self.name, duration_s=duration,
+                           turns=build_turns(spans, duration, merge_gap_s=self.merge_gap_s))
+
+    def close(self) -> None:
+        if self._encoder is None:
+            return
+        self._encoder = None
+        release_memory(self.loaded_device)

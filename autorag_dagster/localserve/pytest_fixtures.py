@@ -1,0 +1,59 @@
+"""Pytest fixtures that run the local Ollama-compatible server; import them in a conftest:
+
+    from autorag_dagster.localserve.pytest_fixtures import local_ollama, local_ollama_factory  # noqa: F401
+
+- ``local_ollama_factory(**overrides)`` starts an in-process server (stopped after the test);
+  defaults: 8 slots, the default models pulled into a temporary models directory.
+- ``local_ollama``: one such server with the defaults.
+- ``local_ollama_process``: the same, as an ``autorag ollama-serve`` child process.
+- ``local_ollama_client``: an ``ollama.Client`` pointed at ``local_ollama``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import ollama
+import pytest
+
+from .handle import LocalServer, SpawnedServer
+
+DEFAULT_MODELS = ("gemma4:latest", "nomic-embed-text:latest")
+DEFAULTS: dict[str, Any] = dict(
+    num_parallel=8,
+    max_loaded_models=3,
+    keep_alive="5m",
+    max_queue=512,
+    delay=0.0,
+    pulled=DEFAULT_MODELS,
+)
+
+
+@pytest.fixture
+def local_ollama_factory(tmp_path_factory) -> Iterator[Callable[..., LocalServer]]:
+    with ExitStack() as stack:
+
+        def start(**overrides: Any) -> LocalServer:
+            options = {**DEFAULTS, "models_dir": tmp_path_factory.mktemp("ollama-models"), **overrides}
+            return stack.enter_context(LocalServer(**options))
+
+        yield start
+
+
+@pytest.fixture
+def local_ollama(local_ollama_factory) -> LocalServer:
+    return local_ollama_factory()
+
+
+@pytest.fixture
+def local_ollama_process(tmp_path_factory) -> Iterator[SpawnedServer]:
+    options = {**DEFAULTS, "models_dir": tmp_path_factory.mktemp("ollama-models")}
+    with LocalServer.spawn(**options) as server:
+        yield server
+
+
+@pytest.fixture
+def local_ollama_client(local_ollama) -> ollama.Client:
+    return ollama.Client(host=local_ollama.url, timeout=30)

@@ -1,0 +1,59 @@
+"""Which catalogue models are "pulled": one small manifest file per model in the models directory.
+
+Manifests live in ``<models_dir>/autorag-localserve/<model>/<tag>.json``, a layout a real
+Ollama sharing the same ``OLLAMA_MODELS`` directory never reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .catalogue import Catalogue, ModelSpec, canonical_name
+
+
+def default_models_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """``$OLLAMA_MODELS`` if set, else ``~/.cache/autorag/localserve-models``."""
+    configured = env.get("OLLAMA_MODELS", "").strip()
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "autorag" / "localserve-models"
+
+
+class ModelStore:
+    def __init__(self, root: Path, catalogue: Catalogue):
+        self.root = Path(root)
+        self.catalogue = catalogue
+
+    def _path(self, name: str) -> Path:
+        model, tag = canonical_name(name).split(":")
+        return self.root / "autorag-localserve" / model / f"{tag}.json"
+
+    def get(self, name: str) -> ModelSpec | None:
+        """The spec of a pulled model, or None when it is not pulled (or not servable)."""
+        if name not in self.catalogue or not self._path(name).is_file():
+            return None
+        return self.catalogue[name]
+
+    def modified_at(self, spec: ModelSpec) -> datetime:
+        return datetime.fromtimestamp(self._path(spec.name).stat().st_mtime, UTC)
+
+    def pulled(self) -> list[ModelSpec]:
+        """Pulled models, most recently pulled first (as /api/tags lists them)."""
+        specs = [spec for name, spec in self.catalogue.items() if self._path(name).is_file()]
+        return sorted(specs, key=self.modified_at, reverse=True)
+
+    def write(self, spec: ModelSpec) -> None:
+        path = self._path(spec.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(spec.manifest, indent=2))
+        tmp.replace(path)
+
+    def remove(self, name: str) -> bool:
+        path = self._path(name)
+        if not path.is_file():
+            return False
+        path.unlink()
+        return True

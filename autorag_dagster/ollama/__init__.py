@@ -1,0 +1,45 @@
+"""The Ollama client contract, GPU tenancy and model readiness (no Dagster imports)."""
+
+from autorag_dagster.ollama.client import (
+    ClientStats,
+    OllamaClient,
+    RunningModel,
+    Structured,
+    canonical_name,
+)
+from autorag_dagster.ollama.errors import (
+    LLMOutputError,
+    ModelNotFoundError,
+    ModelPullError,
+    ModelStillLoadedError,
+    OllamaBusyError,
+    OllamaError,
+    OllamaRequestError,
+    OllamaTimeoutError,
+    OllamaUnreachableError,
+)
+from autorag_dagster.ollama.progress import PullProgress
+from autorag_dagster.ollama.readiness import Readiness, check_models
+from autorag_dagster.ollama.tenancy import GpuTenancy, TenancyError
+
+__all__ = [
+    "ClientStats",
+    "GpuTenancy",
+    "LLMOutputError",
+    "ModelNotFoundError",
+    "ModelPullError",
+    "ModelStillLoadedError",
+    "OllamaBusyError",
+    "OllamaClient",
+    "OllamaError",
+    "OllamaRequestError",
+    "OllamaTimeoutError",
+    "OllamaUnreachableError",
+    "PullProgress",
+    "Readiness",
+    "RunningModel",
+    "Structured",
+    "TenancyError",
+    "canonical_name",
+    "check_models",
+]

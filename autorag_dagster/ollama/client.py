@@ -1,0 +1,458 @@
+"""The project's contract with Ollama, on the official ``ollama`` package.
+
+Every LLM request carries the same ``options.num_ctx``, ``keep_alive``, ``think: false`` and
+temperature, and a ``format`` that is the JSON schema of a pydantic model; the answer comes
+back validated as that model. Busy (503), timed-out and dropped requests are retried with
+exponential backoff (tenacity); everything else becomes an ``OllamaError`` whose message says
+what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import httpx
+import ollama
+from pydantic import BaseModel, ValidationError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from autorag_dagster.ollama.errors import (
+    LLMOutputError,
+    ModelNotFoundError,
+    ModelPullError,
+    ModelStillLoadedError,
+    OllamaBusyError,
+    OllamaError,
+    OllamaRequestError,
+    OllamaTimeoutError,
+    OllamaUnreachableError,
+)
+from autorag_dagster.ollama.progress import PullProgress, pull_display
+
+if TYPE_CHECKING:
+    from autorag_dagster.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+X = TypeVar("X")
+Y = TypeVar("Y")
+
+EventHook = Callable[[str, dict], None]
+
+LOAD_SEEN_S = 0.5
+"""A load_duration above this means the request waited for a model load (Ollama reports a few
+milliseconds of scheduling otherwise), so ``stats.loads_seen`` counts requests that met a load."""
+
+
+def canonical_name(model: str) -> str:
+    """``x`` and ``x:latest`` name the same model (Ollama ignores case); a registry port is not a tag."""
+    model = model.strip().lower()
+    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
+
+
+@dataclass(frozen=True)
+class Structured(Generic[T]):
+    """A validated structured answer and what it cost (tokens summed over every attempt)."""
+
+    value: T
+    raw: str
+    attempts: int
+    prompt_tokens: int
+    eval_tokens: int
+    load_duration_s: float
+
+
+@dataclass(frozen=True)
+class RunningModel:
+    """One entry of /api/ps; ``context_length`` is the per-slot num_ctx it was loaded with."""
+
+    name: str
+    size: int
+    size_vram: int
+    context_length: int | None
+    expires_at: datetime | None
+
+
+@dataclass
+class ClientStats:
+    """Thread-safe counters for metadata: calls, tokens, retries, concurrency and loads."""
+
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    eval_tokens: int = 0
+    validation_retries: int = 0
+    request_retries: int = 0
+    embed_calls: int = 0
+    loads_seen: int = 0
+    load_seconds: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    @contextmanager
+    def in_flight_request(self) -> Iterator[None]:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def snapshot(self) -> dict[str, float]:
+        """The counters as a plain dict (for metadata), without the live ``in_flight``."""
+        names = [f.name for f in fields(self) if f.name not in ("_lock", "in_flight")]
+        with self._lock:
+            return {name: getattr(self, name) for name in names}
+
+
+def _validation_summary(exc: ValidationError, limit: int = 5) -> str:
+    parts = [
+        f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in exc.errors()[:limit]
+    ]
+    return "; ".join(parts)
+
+
+class OllamaClient:
+    """Synchronous Ollama client with the project's request contract (see module docstring).
+
+    ``on_event(kind, data)``, if given, is called (from worker threads too) on ``load``,
+    ``retry``, ``validation_retry``, ``warm`` and ``evict``. ``backoff_s`` scales the
+    randomised exponential wait between retries (capped at 30 s).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        llm_model: str,
+        embed_model: str,
+        num_ctx: int = 8192,
+        keep_alive: str | int = "5m",
+        timeout: float = 600,
+        request_retries: int = 3,
+        validation_retries: int = 2,
+        max_concurrency: int = 8,
+        temperature: float = 0.0,
+        backoff_s: float = 1.0,
+        on_event: EventHook | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.llm_model, self.embed_model = llm_model, embed_model
+        self.num_ctx, self.keep_alive, self.temperature = num_ctx, keep_alive, temperature
+        self.timeout, self.request_retries = timeout, request_retries
+        self.validation_retries, self.max_concurrency = validation_retries, max_concurrency
+        self.backoff_s = backoff_s
+        self.on_event = on_event
+        self.stats = ClientStats()
+        self._client = ollama.Client(
+            host=self.base_url,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max(100, 2 * max_concurrency)),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> OllamaClient:
+        kwargs: dict[str, Any] = dict(
+            llm_model=settings.llm_model,
+            embed_model=settings.embed_model,
+            num_ctx=settings.num_ctx,
+            keep_alive=settings.keep_alive,
+            timeout=settings.request_timeout,
+            request_retries=settings.request_retries,
+            validation_retries=settings.validation_retries,
+            max_concurrency=settings.max_concurrency,
+            temperature=settings.llm_temperature,
+        )
+        return cls(settings.ollama_base_url, **{**kwargs, **overrides})
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> OllamaClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- transport: error translation and retries -----------------------------------------
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, data)
+
+    def _translate(self, exc: Exception, endpoint: str, model: str | None) -> OllamaError:
+        """The error a person can act on; only the last of a retried series reaches them."""
+        attempts = self.request_retries + 1
+        if isinstance(exc, ollama.ResponseError):
+            if exc.status_code == 404 and model:
+                return ModelNotFoundError(model, self.base_url)
+            if exc.status_code == 503:
+                return OllamaBusyError(self.base_url, exc.error, attempts)
+            return OllamaRequestError(self.base_url, endpoint, exc.status_code, exc.error)
+        if isinstance(exc, (ConnectionError, httpx.ConnectError)):
+            return OllamaUnreachableError(self.base_url)
+        if isinstance(exc, httpx.TimeoutException):
+            return OllamaTimeoutError(self.base_url, endpoint, self.timeout, attempts)
+        return OllamaUnreachableError(self.base_url, dropped=True, attempts=attempts)
+
+    def _once(self, endpoint: str, call: Callable[[], Y], model: str | None) -> Y:
+        try:
+            return call()
+        except (ollama.ResponseError, ConnectionError, httpx.TransportError) as exc:
+            raise self._translate(exc, endpoint, model) from None
+
+    def _before_retry(self, state: Any) -> None:
+        error = type(state.outcome.exception()).__name__
+        wait_s = state.next_action.sleep if state.next_action else 0.0
+        self.stats.add(request_retries=1)
+        log.warning("Ollama request failed (%s); retry %d in %.1f s", error, state.attempt_number, wait_s)
+        self._emit("retry", error=error, attempt=state.attempt_number, wait_s=wait_s)
+
+    def _call(self, endpoint: str, call: Callable[[], Y], *, model: str | None = None) -> Y:
+        """One request with busy/timeout/dropped retries; the last error is raised as is."""
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, OllamaError) and e.retryable),
+            stop=stop_after_attempt(self.request_retries + 1),
+            wait=wait_random_exponential(multiplier=self.backoff_s, max=30),
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        return retrying(self._once, endpoint, call, model)
+
+    # --- LLM ------------------------------------------------------------------------------
+
+    def _options(self, num_ctx: int | None) -> dict[str, Any]:
+        return {"num_ctx": num_ctx or self.num_ctx, "temperature": self.temperature}
+
+    def _chat(self, model: str, messages: list[dict], schema: dict, num_ctx: int | None) -> ollama.ChatResponse:
+        with self.stats.in_flight_request():
+            response = self._call(
+                "/api/chat",
+                lambda: self._client.chat(
+                    model,
+                    messages,
+                    format=schema,
+                    options=self._options(num_ctx),
+                    keep_alive=self.keep_alive,
+                    think=False,
+                ),
+                model=model,
+            )
+        load_s = (response.load_duration or 0) / 1e9
+        self.stats.add(
+            llm_calls=1,
+            prompt_tokens=response.prompt_eval_count or 0,
+            eval_tokens=response.eval_count or 0,
+        )
+        if load_s > LOAD_SEEN_S:
+            self.stats.add(loads_seen=1, load_seconds=load_s)
+            self._emit("load", model=model, load_duration_s=load_s)
+        return response
+
+    def chat_structured(
+        self,
+        messages: list[dict],
+        schema: type[T],
+        *,
+        num_ctx: int | None = None,
+        model: str | None = None,
+    ) -> Structured[T]:
+        """Ask for an answer shaped as ``schema``; invalid answers are re-asked, then raised.
+
+        A retry repeats the conversation plus the invalid answer and the validation problem, so
+        the prompt prefix (and the server's prefix cache) stays the same. ``num_ctx`` overrides
+        the run's context: only for deliberate cases, since a different value reloads the model.
+        Raises ``LLMOutputError`` (with every raw answer) after ``validation_retries`` re-asks.
+        """
+        model = model or self.llm_model
+        json_schema = schema.model_json_schema()
+        conversation = list(messages)
+        raws: list[str] = []
+        problems: list[str] = []
+        prompt_tokens = eval_tokens = 0
+        load_s = 0.0
+        for attempt in range(1, self.validation_retries + 2):
+            response = self._chat(model, conversation, json_schema, num_ctx)
+            raw = response.message.content or ""
+            prompt_tokens += response.prompt_eval_count or 0
+            eval_tokens += response.eval_count or 0
+            load_s += (response.load_duration or 0) / 1e9
+            try:
+                value = schema.model_validate_json(raw)
+            except ValidationError as exc:
+                raws.append(raw)
+                problems.append(_validation_summary(exc))
+                if attempt <= self.validation_retries:
+                    self.stats.add(validation_retries=1)
+                    self._emit("validation_retry", model=model, schema=schema.__name__, error=problems[-1])
+                    conversation = [
+                        *messages,
+                        {"role": "assistant", "content": raw},
+                        {
+                            "role": "user",
+                            "content": (
+                                f"That answer does not match the required JSON schema ({problems[-1]})."
+                                " Reply again with only a JSON object that matches the schema."
+                            ),
+                        },
+                    ]
+                continue
+            return Structured(value, raw, attempt, prompt_tokens, eval_tokens, load_s)
+        raise LLMOutputError(model, schema.__name__, raws, problems)
+
+    def fan_out(self, fn: Callable[[X], Y], items: Sequence[X]) -> list[Y]:
+        """Apply ``fn`` to every item with up to ``max_concurrency`` calls in flight; order kept.
+
+        ``fn`` should handle its own per-item fallback (catch ``LLMOutputError``). If an
+        exception escapes ``fn``, items not yet started are cancelled, the running ones finish,
+        and the first failure in item order is raised.
+        """
+        items = list(items)
+        if not items:
+            return []
+        with ThreadPoolExecutor(min(self.max_concurrency, len(items)), thread_name_prefix="ollama") as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+        for future in futures:
+            if not future.cancelled() and future.exception() is not None:
+                raise future.exception()
+        return [future.result() for future in futures]
+
+    # --- residency ------------------------------------------------------------------------
+
+    def warm(self, model: str | None = None, num_ctx: int | None = None) -> float:
+        """Load ``model`` (a chat with no messages) with the run's num_ctx; returns seconds taken."""
+        model = model or self.llm_model
+        started = time.perf_counter()
+        with self.stats.in_flight_request():
+            self._call(
+                "/api/chat",
+                lambda: self._client.chat(
+                    model, [], options=self._options(num_ctx), keep_alive=self.keep_alive, think=False
+                ),
+                model=model,
+            )
+        seconds = time.perf_counter() - started
+        self._emit("warm", model=model, num_ctx=num_ctx or self.num_ctx, seconds=seconds)
+        return seconds
+
+    def evict(self, model: str | None = None, *, confirm_timeout: float = 30) -> None:
+        """Unload ``model`` (keep_alive 0, as ``ollama stop`` does) and wait until /api/ps drops it.
+
+        A model that is not pulled cannot be resident, so a 404 here is not an error.
+        """
+        model = model or self.llm_model
+        try:
+            self._call(
+                "/api/generate", lambda: self._client.generate(model, "", keep_alive=0), model=model
+            )
+        except ModelNotFoundError:
+            return
+        deadline = time.monotonic() + confirm_timeout
+        pause = 0.02
+        while canonical_name(model) in {canonical_name(m.name) for m in self.ps()}:
+            if time.monotonic() > deadline:
+                raise ModelStillLoadedError(model, self.base_url, confirm_timeout)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+        self._emit("evict", model=model)
+
+    def evict_all(self, *, keep: Iterable[str] = (), confirm_timeout: float = 30) -> list[str]:
+        """Evict every resident model except those in ``keep``; returns the evicted names."""
+        kept = {canonical_name(m) for m in keep}
+        evicted = [m.name for m in self.ps() if canonical_name(m.name) not in kept]
+        for name in evicted:
+            self.evict(name, confirm_timeout=confirm_timeout)
+        return evicted
+
+    def ps(self) -> list[RunningModel]:
+        response = self._call("/api/ps", self._client.ps)
+        return [
+            RunningModel(
+                name=m.name or m.model or "",
+                size=int(m.size or 0),
+                size_vram=int(m.size_vram or 0),
+                context_length=m.context_length,
+                expires_at=m.expires_at,
+            )
+            for m in response.models
+        ]
+
+    # --- models on disk -------------------------------------------------------------------
+
+    def pulled_models(self) -> list[str]:
+        return [m.model or "" for m in self._call("/api/tags", self._client.list).models]
+
+    def missing_models(self, required: Iterable[str]) -> list[str]:
+        """The required models /api/tags does not list (``x`` and ``x:latest`` are equal)."""
+        pulled = {canonical_name(name) for name in self.pulled_models()}
+        missing: list[str] = []
+        for name in required:
+            if canonical_name(name) not in pulled and name not in missing:
+                missing.append(name)
+        return missing
+
+    def pull(self, model: str, progress: Callable[[PullProgress], None] | None = None) -> None:
+        """Pull ``model``, passing every streamed status to ``progress``.
+
+        Without a callback, a rich progress bar is shown on a terminal, status lines otherwise.
+        """
+        if progress is None:
+            with pull_display(model) as show:
+                return self.pull(model, show)
+
+        def stream() -> None:
+            try:
+                for line in self._client.pull(model, stream=True):
+                    progress(PullProgress(line.status or "", line.digest, line.total, line.completed))
+            except ollama.ResponseError as exc:
+                if exc.status_code in (-1, 404):
+                    raise ModelPullError(model, self.base_url, exc.error) from None
+                raise
+
+        self._call("/api/pull", stream, model=model)
+
+    def show(self, model: str) -> dict:
+        """/api/show as a dict with Ollama's keys (``details``, ``model_info``, ``capabilities``)."""
+        response = self._call("/api/show", lambda: self._client.show(model), model=model)
+        return response.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def embedding_dim(self, model: str | None = None) -> int | None:
+        """The vector size a model produces, from ``<arch>.embedding_length`` in /api/show."""
+        info = self.show(model or self.embed_model).get("model_info") or {}
+        return next((int(v) for k, v in info.items() if k.endswith(".embedding_length")), None)
+
+    # --- embeddings -----------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str], *, model: str | None = None, batch_size: int = 64) -> list[list[float]]:
+        """Embed ``texts`` in batches through /api/embed; one vector per text, in order."""
+        model = model or self.embed_model
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), batch_size):
+            batch = list(texts[start : start + batch_size])
+            response = self._call(
+                "/api/embed",
+                lambda: self._client.embed(model, batch, keep_alive=self.keep_alive),
+                model=model,
+            )
+            self.stats.add(embed_calls=1)
+            vectors.extend([list(map(float, v)) for v in response.embeddings])
+        return vectors

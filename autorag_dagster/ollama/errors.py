@@ -1,0 +1,118 @@
+"""Errors a person can act on: each message says what failed, where, and what to run next."""
+
+from __future__ import annotations
+
+
+def pull_commands(models: list[str]) -> str:
+    """The commands that pull ``models`` on the packaged local server and on a real Ollama."""
+    names = " ".join(models)
+    return (
+        f"`autorag pull {names}` (or, on a real Ollama, `ollama pull {names}`;"
+        " with the Docker stack, `./scripts/stack.sh pull`)"
+    )
+
+
+class OllamaError(RuntimeError):
+    """Base class of every error the Ollama client raises on purpose."""
+
+    retryable = False
+
+
+class ModelNotFoundError(OllamaError):
+    """The server answered 404: the model is not pulled there."""
+
+    def __init__(self, model: str, base_url: str):
+        self.model, self.base_url = model, base_url
+        super().__init__(
+            f"Model {model!r} is not pulled on the Ollama server at {base_url}. "
+            f"Pull it with {pull_commands([model])}."
+        )
+
+
+class ModelPullError(OllamaError):
+    """A pull failed, typically because the registry does not know the name."""
+
+    def __init__(self, model: str, base_url: str, reason: str):
+        self.model, self.base_url, self.reason = model, base_url, reason
+        super().__init__(
+            f"Could not pull {model!r} through the Ollama server at {base_url}: {reason}. "
+            "Check the model name and tag (e.g. 'gemma4:latest', 'nomic-embed-text')."
+        )
+
+
+class OllamaUnreachableError(OllamaError):
+    """Nothing answers at the base URL (refused), or the connection dropped mid-request."""
+
+    def __init__(self, base_url: str, *, dropped: bool = False, attempts: int = 1):
+        self.base_url, self.dropped = base_url, dropped
+        self.retryable = dropped
+        what = (
+            f"the connection to Ollama at {base_url} dropped ({attempts} attempts)"
+            if dropped
+            else f"cannot reach Ollama at {base_url} (connection refused)"
+        )
+        super().__init__(
+            f"{what[0].upper()}{what[1:]}. Start it with `ollama serve`, `./scripts/stack.sh up`"
+            " (Docker stack) or `autorag ollama-serve` (the packaged local server), or point"
+            " AUTORAG_OLLAMA_BASE_URL at a running server."
+        )
+
+
+class OllamaBusyError(OllamaError):
+    """503: the server's queue is full; raised once the retries are spent."""
+
+    retryable = True
+
+    def __init__(self, base_url: str, reason: str, attempts: int):
+        self.base_url, self.attempts = base_url, attempts
+        super().__init__(
+            f"Ollama at {base_url} is busy ({reason!r}) and refused the request {attempts} times."
+            " Lower AUTORAG_MAX_CONCURRENCY, raise OLLAMA_MAX_QUEUE or OLLAMA_NUM_PARALLEL on the"
+            " server, or allow more AUTORAG_REQUEST_RETRIES."
+        )
+
+
+class OllamaTimeoutError(OllamaError):
+    """A request outlived the client timeout; raised once the retries are spent."""
+
+    retryable = True
+
+    def __init__(self, base_url: str, endpoint: str, timeout: float, attempts: int):
+        self.base_url, self.timeout, self.attempts = base_url, timeout, attempts
+        super().__init__(
+            f"Ollama at {base_url} did not answer {endpoint} within {timeout:g} s"
+            f" ({attempts} attempts). Raise AUTORAG_REQUEST_TIMEOUT (now {timeout:g}) or lower"
+            " the load on the server (AUTORAG_MAX_CONCURRENCY)."
+        )
+
+
+class OllamaRequestError(OllamaError):
+    """Any other error status (400, 500...), with the server's own text."""
+
+    def __init__(self, base_url: str, endpoint: str, status: int, reason: str):
+        self.base_url, self.endpoint, self.status, self.reason = base_url, endpoint, status, reason
+        super().__init__(f"Ollama at {base_url} rejected {endpoint} (HTTP {status}): {reason}")
+
+
+class ModelStillLoadedError(OllamaError):
+    """An evicted model is still listed by /api/ps after the confirmation window."""
+
+    def __init__(self, model: str, base_url: str, waited: float):
+        self.model = model
+        super().__init__(
+            f"Model {model!r} is still loaded on {base_url} {waited:g} s after keep_alive 0;"
+            " a request may still be running on it. Check `autorag models` (or `ollama ps`)."
+        )
+
+
+class LLMOutputError(OllamaError):
+    """Every answer failed its schema; callers catch this to fall back to a safe value."""
+
+    def __init__(self, model: str, schema_name: str, raw_answers: list[str], errors: list[str]):
+        self.model, self.schema_name = model, schema_name
+        self.raw_answers, self.errors = raw_answers, errors
+        last = errors[-1] if errors else "no answer"
+        super().__init__(
+            f"{model} gave no answer matching {schema_name} in {len(raw_answers)} attempts;"
+            f" last problem: {last}"
+        )
