@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
+from rich.markup import escape
 
 app = typer.Typer(
     name="autorag",
@@ -116,6 +117,86 @@ def models() -> None:
     missing = [model for model in required.values() if canonical_name(model) not in pulled]
     if missing:
         _fail(f"Missing: {', '.join(missing)}. Pull with {pull_commands(missing)}.")
+
+
+@app.command("run")
+def run(
+    folder: Path = typer.Argument(
+        None, help="Folder of audio files; default: a generated two-minute sample meeting.", show_default=False,
+        exists=True, file_okay=False, resolve_path=True,
+    ),
+    query: str = typer.Option(None, help="The sample search printed at the end; default: the first topic's title."),
+) -> None:
+    """Run the whole asset graph (audio to viz) on a folder with embedded defaults.
+
+    Uses the Ollama at AUTORAG_OLLAMA_BASE_URL, or starts the packaged local server when none
+    answers. Results land under AUTORAG_DATA_DIR; exits 1 when any file or check failed.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from autorag_dagster.core.search import hits_table
+    from autorag_dagster.core.search import search as search_store
+    from autorag_dagster.core.store import SegmentStore
+    from autorag_dagster.local_run import ensure_models, ollama_or_local_server, run_folder
+    from autorag_dagster.ollama import OllamaClient, OllamaError
+    from autorag_dagster.samples import write_sample
+
+    settings = _settings()
+    console = Console()
+
+    def say(message: str) -> None:
+        console.print(f"[bold cyan]autorag[/] {escape(message)}")
+
+    if folder is None:
+        folder = (settings.data_dir / "sample").resolve()
+        try:
+            sample = write_sample(folder)
+        except RuntimeError as exc:
+            _fail(str(exc))
+        say(f"No folder given: generated a {sample.duration_s:.0f} s sample meeting at {sample.path}")
+    try:
+        with ollama_or_local_server(settings, say) as effective:
+            ensure_models(effective, say)
+            report = run_folder(folder, effective, say)
+            table = Table(title="Files")
+            for column in ("file", "result", "seconds"):
+                table.add_column(column)
+            for outcome in report.files:
+                table.add_row(outcome.key, "ok" if outcome.ok else "[red]FAILED[/]", f"{outcome.seconds:.1f}")
+            console.print(table)
+            for outcome in report.files:
+                if not outcome.ok:
+                    console.print(f"[red]{escape(outcome.key)}[/]: {escape(outcome.error)}")
+            data = effective.data_dir.resolve()
+            say(f"HTML pages:   {report.viz_index.resolve()}")
+            say(f"Exports:      {data / 'files'}  (one folder per file: JSON, SRT, VTT, RTTM, outline)")
+            if report.index_ok:
+                store = SegmentStore.for_model(effective.lancedb_location, effective.embed_model)
+                say(f"LanceDB:      {effective.lancedb_location}  (table {store.name}, {store.count()} rows)")
+                first = next(o.key for o in report.files if o.ok)
+                topics = (data / "files").glob("*/assets/topic_tree.json")
+                query = query or _first_topic_title(topics, first) or "what was decided"
+                with OllamaClient.from_settings(effective) as client:
+                    hits = search_store(store, query, embed=client.embed, k=3)
+                console.print(hits_table(hits, query=query))
+            say(f"Dagster storage: {report.dagster_home}  (open the UI with: make dev)")
+    except OllamaError as exc:
+        _fail(str(exc))
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _first_topic_title(paths, key: str) -> str | None:
+    import json
+
+    for path in paths:
+        value = json.loads(path.read_text(encoding="utf-8"))["value"]
+        if value["key"] == key and value["nodes"]:
+            return value["nodes"][0]["title"] or None
+    return None
 
 
 class SearchMode(str, Enum):

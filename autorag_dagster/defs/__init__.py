@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+import warnings
+
+from dagster import BetaWarning, Definitions, PreviewWarning, load_asset_checks_from_modules, load_assets_from_modules
 
 from autorag_dagster.settings import Settings, get_settings
+
+# Single-run backfills and partitioned asset checks are deliberate choices (one model load per
+# run; checks per file); Dagster flags them as beta/preview on every load.
+warnings.filterwarnings("ignore", category=BetaWarning)
+warnings.filterwarnings("ignore", category=PreviewWarning)
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
