@@ -43,3 +43,13 @@ def pipeline(tmp_path, local_ollama) -> Pipeline:  # noqa: F811
     instance = DagsterInstance.ephemeral()
     yield Pipeline(audio_dir, data_dir, local_ollama, instance, build_definitions(settings))
     instance.dispose()
+
+
+def run_range(pipeline: Pipeline, keys: list[str]):
+    """One run over several files (what a single-run backfill launches)."""
+    job = pipeline.defs.resolve_job_def("process_audio")
+    return job.execute_in_process(
+        instance=pipeline.instance,
+        raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+    )

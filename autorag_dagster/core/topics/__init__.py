@@ -19,6 +19,7 @@ from autorag_dagster.core.topics.cache import AnswerCache
 from autorag_dagster.core.topics.stages import (
     Fallback,
     FileContext,
+    LlmResidency,
     StageRunner,
     TopicConfig,
     decide_splits,
@@ -32,7 +33,7 @@ from autorag_dagster.core.types import SpeakerTranscript, TopicTree
 from autorag_dagster.ollama.client import OllamaClient
 from autorag_dagster.ollama.tenancy import GpuTenancy
 
-__all__ = ["TopicConfig", "TopicStats", "build_topic_tree", "check_tree", "outline_markdown"]
+__all__ = ["LlmResidency", "TopicConfig", "TopicStats", "build_topic_tree", "check_tree", "outline_markdown"]
 
 
 STAGES = ("level1", "split", "level2", "summary", "file")
@@ -75,6 +76,7 @@ def build_topic_tree(
     cache_dir: str | os.PathLike | None = None,
     num_ctx_l1: int | None = None,
     config: TopicConfig | None = None,
+    residency: LlmResidency | None = None,
 ) -> tuple[TopicTree, TopicStats]:
     """The topic tree of ``transcript`` and the run's statistics.
 
@@ -82,6 +84,8 @@ def build_topic_tree(
     first answer that is not in the cache under ``cache_dir``, with the client's ``num_ctx``,
     or ``num_ctx_l1`` for the level-1 stage (then switching back costs exactly one reload,
     reported in the stats); it is evicted when the stages end, also when one raises.
+    A ``residency`` shared by several files keeps the model loaded across them; its owner
+    closes it (evicting the model) after the last file.
     """
     config = config or TopicConfig()
     tenancy = tenancy or GpuTenancy(client)
@@ -89,7 +93,8 @@ def build_topic_tree(
     counters = ("llm_calls", "prompt_tokens", "eval_tokens", "validation_retries", "loads_seen")
     before = {name: getattr(client.stats, name) for name in counters}
     run = StageRunner(
-        client, tenancy, AnswerCache(Path(cache_dir)) if cache_dir is not None else None, num_ctx_l1=num_ctx_l1
+        client, tenancy, AnswerCache(Path(cache_dir)) if cache_dir is not None else None,
+        num_ctx_l1=num_ctx_l1, residency=residency,
     )
     view = build_view(transcript, config.bucket_s)
     ctx = FileContext(

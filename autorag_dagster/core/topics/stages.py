@@ -98,38 +98,24 @@ def model_fingerprint(client: OllamaClient) -> str:
     return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class StageRunner:
-    """Cache, residency, re-asks and fallback bookkeeping for one file's stages."""
+class LlmResidency:
+    """The LLM's stay on the GPU across one file or many: loaded through the tenancy on the
+    first cache miss with the num_ctx asked for, reloaded only when num_ctx changes (each
+    reload listed in ``loads``), evicted on ``close`` (the tenancy's ``finally``).
 
-    def __init__(
-        self,
-        client: OllamaClient,
-        tenancy: GpuTenancy,
-        cache: AnswerCache | None,
-        *,
-        num_ctx_l1: int | None = None,
-    ):
-        self.client, self.tenancy, self.cache = client, tenancy, cache
-        self.num_ctx, self.num_ctx_l1 = client.num_ctx, num_ctx_l1
-        self.fingerprint = model_fingerprint(client) if cache is not None else ""
-        self.fallbacks: list[Fallback] = []
+    One residency shared by the files of a run keeps the model loaded once for all of them.
+    """
+
+    def __init__(self, client: OllamaClient, tenancy: GpuTenancy):
+        self.client, self.tenancy = client, tenancy
         self.loads: list[dict] = []
-        self.cache_hits = self.cache_misses = self.semantic_retries = 0
-        self.in_flight = self.max_in_flight = 0
         self._loaded_ctx: int | None = None
         self._stack = ExitStack()
-        self._lock = threading.Lock()  # counters and lists, shared by the fan-out threads
-        self._load_lock = threading.Lock()  # held while a load runs, so concurrent misses wait for it
+        self._lock = threading.Lock()  # held while a load runs, so concurrent misses wait for it
 
-    # --- residency ---------------------------------------------------------------------------
-
-    def _ensure_loaded(self, num_ctx: int) -> None:
-        """Load on the first miss; a later different num_ctx is the one visible reload.
-
-        A caller that already holds the ``llm`` tenant (to keep the model loaded across several
-        files) has warmed it with the run's num_ctx; it also evicts it, when it leaves the tenant.
-        """
-        with self._load_lock:
+    def ensure(self, num_ctx: int) -> None:
+        """A caller that already holds the ``llm`` tenant has warmed it with the run's num_ctx."""
+        with self._lock:
             if self._loaded_ctx is None and self.tenancy.active == "llm":
                 self._loaded_ctx = self.client.num_ctx
             if self._loaded_ctx == num_ctx:
@@ -140,13 +126,59 @@ class StageRunner:
                 reason = "first request that missed the cache"
             else:
                 self.client.warm(num_ctx=num_ctx)
-                reason = f"num_ctx changes from {self._loaded_ctx} to {num_ctx} after the level-1 stage"
+                reason = f"num_ctx changes from {self._loaded_ctx} to {num_ctx}"
             self.loads.append({"num_ctx": num_ctx, "seconds": round(time.monotonic() - started, 3), "reason": reason})
             self._loaded_ctx = num_ctx
 
     def close(self) -> None:
-        """Leave the tenant if this run entered it, which evicts the model."""
+        """Leave the tenant if this residency entered it, which evicts the model."""
         self._stack.close()
+        self._loaded_ctx = None
+
+    def __enter__(self) -> LlmResidency:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StageRunner:
+    """Cache, residency, re-asks and fallback bookkeeping for one file's stages."""
+
+    def __init__(
+        self,
+        client: OllamaClient,
+        tenancy: GpuTenancy,
+        cache: AnswerCache | None,
+        *,
+        num_ctx_l1: int | None = None,
+        residency: LlmResidency | None = None,
+    ):
+        self.client, self.tenancy, self.cache = client, tenancy, cache
+        self.num_ctx, self.num_ctx_l1 = client.num_ctx, num_ctx_l1
+        self.fingerprint = model_fingerprint(client) if cache is not None else ""
+        self.fallbacks: list[Fallback] = []
+        self.cache_hits = self.cache_misses = self.semantic_retries = 0
+        self.in_flight = self.max_in_flight = 0
+        self._owns_residency = residency is None
+        self.residency = residency or LlmResidency(client, tenancy)
+        self._first_load = len(self.residency.loads)
+        self._lock = threading.Lock()  # counters and lists, shared by the fan-out threads
+
+    # --- residency ---------------------------------------------------------------------------
+
+    @property
+    def loads(self) -> list[dict]:
+        """The loads and reloads this file's stages caused."""
+        return self.residency.loads[self._first_load :]
+
+    def _ensure_loaded(self, num_ctx: int) -> None:
+        self.residency.ensure(num_ctx)
+
+    def close(self) -> None:
+        """Evict the model, unless the residency is shared with other files (its owner closes it)."""
+        if self._owns_residency:
+            self.residency.close()
 
     # --- asking --------------------------------------------------------------------------------
 

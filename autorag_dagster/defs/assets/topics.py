@@ -2,7 +2,7 @@
 
 from dagster import AssetExecutionContext, MetadataValue, asset
 
-from autorag_dagster.core.topics import TopicStats, build_topic_tree
+from autorag_dagster.core.topics import LlmResidency, TopicStats, build_topic_tree
 from autorag_dagster.core.types import SpeakerTranscript, TopicTree
 from autorag_dagster.defs.assets.common import per_file
 from autorag_dagster.defs.io import file_dir, write_json_atomic
@@ -54,7 +54,7 @@ def topic_tree(
 
     def one(key: str) -> TopicTree:
         tree, stats = build_topic_tree(
-            speaker_transcript[key], client, tenancy=tenancy,
+            speaker_transcript[key], client, tenancy=tenancy, residency=residency,
             cache_dir=storage.cache_dir, num_ctx_l1=ollama.num_ctx_l1,
         )
         all_stats[key] = stats
@@ -64,11 +64,15 @@ def topic_tree(
             context.log.warning(f"{key}: fallback in stage {fallback.stage}: {fallback.reason}")
         return tree
 
-    trees = per_file(context, speaker_transcript, one, what="Building the topic tree")
+    # One residency for every file of the run: the LLM loads once (on the first cache miss)
+    # and is evicted after the last file, also when a file fails.
+    with LlmResidency(client, tenancy) as residency:
+        trees = per_file(context, speaker_transcript, one, what="Building the topic tree")
     metadata: dict = {"gpu_timeline": MetadataValue.md(tenancy.timeline_markdown())}
     if len(trees) == 1:
         metadata |= stats_metadata(next(iter(all_stats.values())))
     else:
+        metadata["llm_loads"] = len(residency.loads)
         metadata["files"] = per_file_table(
             [{"file": k, "nodes": s.node_count, "llm_calls": s.llm_calls, "cache_hits": s.cache_hits} for k, s in all_stats.items()]
         )
