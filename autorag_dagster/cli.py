@@ -180,6 +180,11 @@ def run(
                 with OllamaClient.from_settings(effective) as client:
                     hits = search_store(store, query, embed=client.embed, k=3)
                 console.print(hits_table(hits, query=query))
+                if effective.embed_model != settings.embed_model:
+                    say(
+                        "Search again later with: .venv/bin/autorag ollama-serve & then "
+                        f"AUTORAG_EMBED_MODEL={effective.embed_model} .venv/bin/autorag search \"{query}\""
+                    )
             say(f"Dagster storage: {report.dagster_home}  (open the UI with: make dev)")
     except OllamaError as exc:
         _fail(str(exc))
