@@ -40,7 +40,7 @@ class EventLog:
             self._events.append(event)
             return event
 
-    def list(self, kind: str | None = None, since: int = 0, model: str | None = None) -> list[dict[str, Any]]:
+    def select(self, kind: str | None = None, since: int = 0, model: str | None = None) -> list[dict[str, Any]]:
         """Events with ``seq > since``, optionally of one kind and one model."""
         with self._lock:
             return [

@@ -94,7 +94,7 @@ class LocalServer:
         return self.api
 
     def events(self, kind: str | None = None, since: int = 0, model: str | None = None) -> list[dict[str, Any]]:
-        return self._api().events.list(kind, since, model)
+        return self._api().events.select(kind, since, model)
 
     def clear_events(self) -> None:
         self._api().events.clear()

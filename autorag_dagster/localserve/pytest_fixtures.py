@@ -21,12 +21,16 @@ import pytest
 from .handle import LocalServer, SpawnedServer
 
 DEFAULT_MODELS = ("gemma4:latest", "nomic-embed-text:latest")
+# Every setting the environment could change is explicit, so tests do not depend on OLLAMA_* variables.
 DEFAULTS: dict[str, Any] = dict(
     num_parallel=8,
     max_loaded_models=3,
     keep_alive="5m",
     max_queue=512,
+    kv_cache_type="f16",
+    context_length=4096,
     delay=0.0,
+    load_delay=0.0,
     pulled=DEFAULT_MODELS,
 )
 

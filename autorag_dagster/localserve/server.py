@@ -379,7 +379,7 @@ class OllamaApi:
         except ValueError:
             raise bad_request("since must be an integer event seq") from None
         return JSONResponse(
-            self.events.list(request.query_params.get("kind"), since, request.query_params.get("model"))
+            self.events.select(request.query_params.get("kind"), since, request.query_params.get("model"))
         )
 
     async def script_route(self, request: Request) -> Response:

@@ -100,7 +100,7 @@ def test_a_reload_waits_for_the_requests_in_flight(local_ollama_factory):
 
 
 def test_eight_slots_run_eight_of_twelve_requests_at_once(local_ollama_factory):
-    server = local_ollama_factory(num_parallel=8, delay=0.5)
+    server = local_ollama_factory(num_parallel=8, delay=0.8)
     httpx.post(f"{server.url}/api/chat", json={"model": LLM, "messages": []}).raise_for_status()
     bodies = [chat_body(text=f"request {i}") for i in range(12)]
     responses = post_concurrently(server.url, "/api/chat", bodies)
@@ -118,7 +118,7 @@ def test_embedding_only_models_run_with_parallel_1(local_ollama_factory):
 
 
 def test_a_full_queue_answers_503_while_a_load_blocks_the_scheduler(local_ollama_factory):
-    server = local_ollama_factory(max_queue=2, load_delay=1.0)
+    server = local_ollama_factory(max_queue=2, load_delay=1.5)
     responses = post_concurrently(server.url, "/api/chat", [chat_body(text=f"q{i}") for i in range(8)])
     statuses = [r.status_code for r in responses]
     assert set(statuses) == {200, 503}, statuses
@@ -178,8 +178,8 @@ def test_a_model_that_does_not_fit_the_vram_evicts_another(local_ollama_factory)
 
 
 def test_keep_alive_expiry_unloads(local_ollama, http):
-    http.post("/api/chat", json={**chat_body(), "keep_alive": "1s"}).raise_for_status()
-    assert timedelta(0) < expires_in(loaded(http)[0]) <= timedelta(seconds=1)
+    http.post("/api/chat", json={**chat_body(), "keep_alive": "2s"}).raise_for_status()
+    assert timedelta(0) < expires_in(loaded(http)[0]) <= timedelta(seconds=2)
     wait_for(lambda: loaded(http) == [], timeout=5, message="the model to expire")
     assert [e["cause"] for e in local_ollama.events(kind="unload")] == ["keep_alive_expired"]
 
