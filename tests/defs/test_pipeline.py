@@ -70,3 +70,51 @@ def test_every_asset_and_check_then_a_rerun_without_llm_calls(pipeline, two_spea
     client = ollama.Client(server.url)
     hits = search(store, "trees planted near the river", embed=lambda t: client.embed("nomic-embed-text", t).embeddings, k=3)
     assert hits and hits[0].file == "garden meeting.wav"
+
+
+def test_a_broken_store_fails_the_embeddings_check(pipeline, two_speakers):
+    """Rows duplicated behind the pipeline's back: the check (run alone) fails and says why."""
+    from dagster import AssetCheckKey, AssetKey
+
+    shutil.copy(two_speakers.path, pipeline.audio_dir / "a.wav")
+    pipeline.add_files("a.wav")
+    assert pipeline.run("a.wav").success
+    store = SegmentStore.for_model(str(pipeline.data_dir / "lancedb"), "nomic-embed-text")
+    table = store.table()
+    table.add(table.search().where("file_key = 'a.wav'").limit(1).to_arrow())  # a duplicate row
+
+    job = pipeline.defs.resolve_job_def("process_audio").get_subset(
+        asset_selection=set(), asset_check_selection={AssetCheckKey(AssetKey("embeddings"), "embeddings_rows_valid")}
+    )
+    result = job.execute_in_process(partition_key="a.wav", instance=pipeline.instance, raise_on_error=False)
+    [evaluation] = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert "duplicate" in evaluation.description and "a.wav" in evaluation.description
+
+
+def test_a_model_that_is_not_pulled_fails_the_topic_tree_legibly(tmp_path, local_ollama_factory, two_speakers):
+    from dagster import DagsterInstance
+
+    from autorag_dagster.defs import build_definitions
+    from autorag_dagster.defs.partitions import audio_files
+    from autorag_dagster.settings import load_settings
+
+    server = local_ollama_factory(pulled=["nomic-embed-text"])
+    audio_dir = tmp_path / "audio"
+    audio_dir.mkdir()
+    shutil.copy(two_speakers.path, audio_dir / "a.wav")
+    settings = load_settings(ollama_base_url=server.url, audio_dir=audio_dir, data_dir=tmp_path / "data")
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(audio_files.name, ["a.wav"])
+        result = build_definitions(settings).resolve_job_def("process_audio").execute_in_process(
+            partition_key="a.wav", instance=instance, raise_on_error=False
+        )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == "topic_tree"
+    message = failure.event_specific_data.error.message
+    assert "gemma4:latest" in message and "pull" in message and server.url in message
+    assert failure.event_specific_data.error.cause is None  # a legible failure, not a chained traceback
+    # what came before is kept
+    done = {e.asset_key.path[-1] for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION}
+    assert {"audio", "transcript", "diarization", "speaker_transcript"} <= done
