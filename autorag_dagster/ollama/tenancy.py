@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from autorag_dagster.ollama.client import OllamaClient, canonical_name
-from autorag_dagster.ollama.errors import OllamaError
+from autorag_dagster.ollama.errors import OllamaError, OllamaUnreachableError
 
 TENANTS = ("whisper", "diarizer", "embedder", "llm")
 IN_PROCESS_TENANTS = ("whisper", "diarizer")
@@ -70,7 +70,14 @@ class GpuTenancy:
     def _clear_ollama(self, tenant: str) -> None:
         """Evict every resident model (the embedder keeps its own); each eviction is confirmed by /api/ps."""
         started = time.monotonic()
-        evicted = self.client.evict_all(keep=[self.client.embed_model] if tenant == "embedder" else [])
+        try:
+            evicted = self.client.evict_all(keep=[self.client.embed_model] if tenant == "embedder" else [])
+        except OllamaUnreachableError as exc:
+            if tenant not in IN_PROCESS_TENANTS:
+                raise
+            # Whisper and the diarizer do not need Ollama: a server that is not running holds no VRAM.
+            self._record("ollama_unreachable", tenant, started, detail=str(exc).splitlines()[0])
+            return
         if evicted:
             self._record("evict", tenant, started, model=", ".join(evicted))
 

@@ -104,3 +104,17 @@ def test_timeline_is_ordered_and_renders_as_markdown(client):
     assert table[0].startswith("| t (s) | event | tenant | model |")
     assert len(table) == 2 + len(tenancy.timeline)
     assert f"| warm | llm | {LLM} |" in table[2]
+
+
+def test_whisper_runs_without_an_ollama_server_and_the_timeline_says_so():
+    from autorag_dagster.ollama import OllamaClient
+    from autorag_dagster.ollama.errors import OllamaUnreachableError
+
+    client = OllamaClient("http://127.0.0.1:9", llm_model=LLM, embed_model=EMBED, request_retries=0, timeout=2)
+    tenancy = GpuTenancy(client)
+    with tenancy.tenant("whisper"):
+        pass
+    assert [e["event"] for e in tenancy.timeline] == ["ollama_unreachable", "acquire", "release"]
+    assert "127.0.0.1:9" in tenancy.timeline[0]["detail"]
+    with pytest.raises(OllamaUnreachableError), tenancy.tenant("embedder"):  # the embedder needs the server
+        pass
