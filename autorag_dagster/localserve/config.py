@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import BACKENDS
-from .catalogue import DEFAULT_CATALOGUE, KV_BYTES_PER_ELEMENT, Catalogue
+from .catalogue import DEFAULT_CATALOGUE, KV_BYTES_PER_ELEMENT, Catalogue, ModelUnavailable
 from .durations import DurationError, parse_go_duration
 from .store import default_models_dir
 
@@ -70,7 +70,12 @@ class ServerConfig:
         not_served = [n for n in config.pulled if n not in config.catalogue]
         if not_served:
             raise ConfigError(f"cannot pre-pull {not_served}: not in the catalogue ({', '.join(config.catalogue)})")
-        backends = {config.backend} if config.backend else {spec.backend for spec in config.catalogue.values()}
+        for name in config.pulled:
+            try:
+                config.catalogue[name]
+            except ModelUnavailable as exc:
+                raise ConfigError(f"cannot pre-pull {name}: {exc}") from None
+        backends = {config.backend} if config.backend else config.catalogue.backends
         if backends - set(BACKENDS):
             raise ConfigError(f"unknown backend(s) {sorted(backends - set(BACKENDS))}; known: {sorted(BACKENDS)}")
         return config

@@ -5,6 +5,7 @@ Extension routes under ``/_autorag/`` expose the event log and scripted answers 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -24,7 +25,7 @@ from starlette.routing import Route
 
 from .backends import Completion, CompletionRequest, InputTooLong
 from .backends.base import count_tokens, fit_context
-from .catalogue import InvalidModelName, ModelSpec, canonical_name
+from .catalogue import InvalidModelName, ModelSpec, ModelUnavailable, canonical_name
 from .config import ServerConfig
 from .durations import nanoseconds, rfc3339, utcnow
 from .events import EventLog
@@ -136,13 +137,14 @@ class OllamaApi:
         total = perf_counter() - started
         work = max(total - lease.load_duration, 1e-6)
         share = completion.prompt_eval_count / max(1, completion.prompt_eval_count + completion.eval_count)
+        prompt_s, eval_s = completion.prompt_eval_duration, completion.eval_duration  # measured by the backend
         return {
             "total_duration": nanoseconds(total),
             "load_duration": nanoseconds(lease.load_duration),
             "prompt_eval_count": completion.prompt_eval_count,
-            "prompt_eval_duration": max(1, nanoseconds(work * share)),
+            "prompt_eval_duration": max(1, nanoseconds(work * share if prompt_s is None else prompt_s)),
             "eval_count": completion.eval_count,
-            "eval_duration": max(1, nanoseconds(work * (1 - share))),
+            "eval_duration": max(1, nanoseconds(work * (1 - share) if eval_s is None else eval_s)),
         }
 
     # -- routes: server ----------------------------------------------------------------------------
@@ -206,13 +208,17 @@ class OllamaApi:
         except InvalidModelName:
             raise bad_request("invalid model name") from None
         lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
-        if name not in self.config.catalogue:
-            error = "pull model manifest: file does not exist"
+        error = None if name in self.config.catalogue else "pull model manifest: file does not exist"
+        if error is None:
+            try:  # a packaged model reads its installed files and hashes its weights: off the event loop
+                layers = await asyncio.to_thread(lambda: self.config.catalogue[name].layers)
+            except ModelUnavailable as exc:
+                error = str(exc)
+        if error is not None:
             lines.append({"error": error})
             self.events.record("pull", canonical_name(name), status="error", error=error, source="api")
         else:
-            spec = self.config.catalogue[name]
-            for layer in spec.layers:
+            for layer in layers:
                 status = {"status": f"pulling {layer.digest[7:19]}", "digest": layer.digest, "total": layer.size}
                 lines += [status, {**status, "completed": layer.size // 2}, {**status, "completed": layer.size}]
             self.pull(name)
@@ -353,6 +359,8 @@ class OllamaApi:
             )
         except InputTooLong:
             raise bad_request(InputTooLong.message) from None
+        except NotImplementedError as exc:  # a backend that cannot embed with this model
+            raise bad_request(str(exc)) from None
         finally:
             lease.release()
         vectors = result.vectors

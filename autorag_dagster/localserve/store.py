@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .catalogue import Catalogue, ModelSpec, canonical_name
+from .catalogue import Catalogue, ModelSpec, ModelUnavailable, canonical_name
 
 
 def default_models_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -34,14 +34,17 @@ class ModelStore:
         """The spec of a pulled model, or None when it is not pulled (or not servable)."""
         if name not in self.catalogue or not self._path(name).is_file():
             return None
-        return self.catalogue[name]
+        try:
+            return self.catalogue[name]
+        except ModelUnavailable:  # pulled, then its package was uninstalled: pulling again says what to install
+            return None
 
     def modified_at(self, spec: ModelSpec) -> datetime:
         return datetime.fromtimestamp(self._path(spec.name).stat().st_mtime, UTC)
 
     def pulled(self) -> list[ModelSpec]:
         """Pulled models, most recently pulled first (as /api/tags lists them)."""
-        specs = [spec for name, spec in self.catalogue.items() if self._path(name).is_file()]
+        specs = [spec for spec in map(self.get, self.catalogue) if spec is not None]
         return sorted(specs, key=self.modified_at, reverse=True)
 
     def write(self, spec: ModelSpec) -> None:

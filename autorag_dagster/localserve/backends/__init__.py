@@ -12,6 +12,8 @@ from .base import Backend, Completion, CompletionRequest, Embeddings, InputTooLo
 
 BACKENDS: dict[str, str] = {
     "deterministic": "autorag_dagster.localserve.backends.deterministic:DeterministicBackend",
+    "llama_cpp": "autorag_dagster.localserve.backends.llama_cpp:LlamaCppBackend",
+    "sentence_transformers": "autorag_dagster.localserve.backends.sentence_transformers:SentenceTransformersBackend",
 }
 """Backend name -> ``module:factory``; the factory takes no arguments and returns a Backend."""
 

@@ -1,7 +1,8 @@
 """The backend seam: a Backend loads a model into a Runner; the scheduler owns runners' lifetimes.
 
 Runners are called from worker threads (at most ``parallel`` at once per runner); a backend
-whose library is not thread-safe serialises calls itself.
+whose library is not thread-safe serialises calls itself. A runner that cannot serve a request
+kind for its model raises NotImplementedError with Ollama's text (``"X" does not support ...``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Completion:
     eval_count: int
     thinking: str = ""
     done_reason: str = "stop"  # or "length"
+    prompt_eval_duration: float | None = None  # seconds, when the backend measures them
+    eval_duration: float | None = None
 
 
 @dataclass(frozen=True)

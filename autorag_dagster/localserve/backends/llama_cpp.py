@@ -1,0 +1,210 @@
+"""GGUF chat models on llama.cpp (llama-cpp-python): the GGUF's chat template, grammar-constrained ``format``.
+
+- The prompt is the GGUF's own chat template rendered over the messages. When it does not fit
+  the context, the oldest non-system messages are dropped, then the prompt's head, as Ollama
+  does silently; llama.cpp here has no context shift, so room is kept for the answer
+  (``num_predict`` tokens, else a quarter of the context, at most half of it).
+- ``format`` becomes a grammar: a JSON schema constrains the answer to that schema, ``"json"``
+  to any JSON object. Embedding is not offered (a 400 says so).
+- Sampling options default to Ollama's (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1).
+- Every request evaluates its whole prompt, so at temperature 0 an answer depends only on the
+  request, not on the slot or on what that slot ran before (a reused prefix is evaluated in
+  other batch shapes, which changes the floating-point results and so the argmax).
+- Token counts are llama.cpp's; the prompt-eval time is llama.cpp's, the eval time the rest of
+  the generation (sampling included, as Ollama counts it).
+- llama.cpp contexts are not thread-safe: each slot has its own, created when concurrent
+  requests first need it (the scheduler runs at most ``parallel`` at once), so memory follows
+  the concurrency actually used. A context runs on one thread unless ``num_thread`` says
+  otherwise: more threads than free cores stall llama.cpp.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from functools import lru_cache
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import llama_cpp
+from llama_cpp import Llama
+from llama_cpp._internals import LlamaModel  # what Llama loads with; alone it reads metadata only
+from llama_cpp.llama_chat_format import ChatFormatterResponse, Jinja2ChatFormatter
+from llama_cpp.llama_grammar import LlamaGrammar
+
+from ..catalogue import ModelSpec, PackagedModel, parameter_size
+from .base import Completion, CompletionRequest, Embeddings, LoadSpec
+
+OLLAMA_SAMPLING_DEFAULTS: dict[str, Any] = {
+    "temperature": 0.8,
+    "top_k": 40,
+    "top_p": 0.9,
+    "min_p": 0.0,
+    "typical_p": 1.0,
+    "repeat_penalty": 1.1,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
+FILE_TYPES = {
+    value: name.removeprefix("LLAMA_FTYPE_MOSTLY_").removeprefix("LLAMA_FTYPE_ALL_")
+    for name, value in vars(llama_cpp).items()
+    if name.startswith("LLAMA_FTYPE_") and name != "LLAMA_FTYPE_GUESSED"
+}
+"""GGUF ``general.file_type`` -> Ollama's quantization_level (3 -> ``Q4_1``)."""
+
+
+def describe(entry: PackagedModel, path: Path) -> ModelSpec:
+    """The spec of a GGUF chat model, from its metadata (read without loading the weights or making a context)."""
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    with closing(LlamaModel(path_model=str(path), params=params, verbose=False)) as model:
+        metadata, parameters = model.metadata(), model.n_params()
+    info = {key: _typed(value) for key, value in metadata.items() if not key.startswith("tokenizer.")}
+    arch = info["general.architecture"]
+    head_dim = info[f"{arch}.embedding_length"] // info[f"{arch}.attention.head_count"]
+    info.setdefault(f"{arch}.attention.key_length", head_dim)  # llama.cpp's default: embedding / heads
+    info.setdefault(f"{arch}.attention.value_length", head_dim)
+    info["general.parameter_count"] = parameters
+    return ModelSpec(
+        name=entry.name,
+        family=arch,
+        parameter_size=parameter_size(parameters),
+        quantization_level=FILE_TYPES.get(info.get("general.file_type"), "unknown"),
+        size=path.stat().st_size,
+        model_info=info,
+        capabilities=("completion",),
+        backend=entry.backend,
+        template=metadata["tokenizer.chat_template"],
+        license=info.get("general.license", ""),
+        weights=path,
+    )
+
+
+def _typed(value: str) -> Any:
+    """GGUF metadata values come back as text; numbers and booleans become numbers and booleans again."""
+    for convert in (int, float):
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value, value)
+
+
+ANY_OBJECT = {"type": "object"}
+"""The schema behind ``format: "json"`` (its grammar, unlike llama.cpp's JSON_GBNF, bounds whitespace)."""
+
+
+@lru_cache(maxsize=64)
+def _grammar(schema: str) -> LlamaGrammar:
+    """The grammar for a JSON schema given as sorted JSON text (equal schemas share one)."""
+    return LlamaGrammar.from_json_schema(schema, verbose=False)
+
+
+class LlamaCppBackend:
+    def load(self, spec: LoadSpec) -> LlamaCppRunner:
+        return LlamaCppRunner(spec)
+
+
+class LlamaCppRunner:
+    on_gpu = False
+
+    def __init__(self, spec: LoadSpec):
+        options = spec.options
+        threads = options.num_thread if options.num_thread > 0 else 1
+        self.name = spec.model.name
+        self.weights_bytes = spec.model.size
+        self._settings = dict(
+            model_path=str(spec.model.weights),
+            n_ctx=spec.num_ctx,
+            n_batch=max(1, min(options.num_batch, spec.num_ctx)),
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_gpu_layers=0,
+            use_mmap=options.use_mmap is not False,
+            verbose=False,
+        )
+        self._lock = threading.Lock()
+        self._contexts = [self._new_context()]
+        self._free = list(self._contexts)
+        first = self._contexts[0]
+        self._template = Jinja2ChatFormatter(
+            template=spec.model.template,
+            eos_token=first.detokenize([first.token_eos()], special=True).decode(),
+            bos_token=first.detokenize([first.token_bos()], special=True).decode(),
+            stop_token_ids=[first.token_eos()],
+        )
+
+    def _new_context(self) -> Llama:
+        return Llama(**self._settings)
+
+    @contextmanager
+    def _slot(self) -> Iterator[Llama]:
+        with self._lock:
+            llama = self._free.pop() if self._free else None
+        if llama is None:
+            llama = self._new_context()
+            with self._lock:
+                self._contexts.append(llama)
+        try:
+            yield llama
+        finally:
+            with self._lock:
+                self._free.append(llama)
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        options = {**OLLAMA_SAMPLING_DEFAULTS, **request.options}
+        num_predict, seed = options.get("num_predict", -1), options.get("seed", -1)
+        schema = ANY_OBJECT if request.format == "json" else request.format
+        with self._slot() as llama:
+            n_ctx = llama.n_ctx()
+            room = min(num_predict if num_predict > 0 else n_ctx // 4, n_ctx // 2)
+            prompt, rendered = self._prompt(llama, request.messages, n_ctx - max(room, 1))
+            llama.reset()  # evaluate the whole prompt: reusing a cached prefix changes the numerics
+            llama_cpp.llama_perf_context_reset(llama.ctx)
+            started = perf_counter()
+            result = llama.create_completion(
+                prompt=prompt,
+                max_tokens=num_predict if num_predict > 0 else None,
+                stop=[*rendered.stop, *options.get("stop", [])],
+                stopping_criteria=rendered.stopping_criteria,
+                grammar=None if schema is None else _grammar(json.dumps(schema, sort_keys=True)),
+                seed=seed if seed >= 0 else None,
+                **{key: options[key] for key in OLLAMA_SAMPLING_DEFAULTS},
+            )
+            elapsed = perf_counter() - started
+            prompt_s = llama_cpp.llama_perf_context(llama.ctx).t_p_eval_ms / 1000
+        choice, usage = result["choices"][0], result["usage"]
+        return Completion(
+            content=choice["text"],
+            prompt_eval_count=usage["prompt_tokens"],
+            eval_count=usage["completion_tokens"],
+            done_reason="length" if choice["finish_reason"] == "length" else "stop",
+            prompt_eval_duration=prompt_s,
+            eval_duration=max(elapsed - prompt_s, 0.0),
+        )
+
+    def _prompt(
+        self, llama: Llama, messages: Sequence[Mapping[str, str]], limit: int
+    ) -> tuple[list[int], ChatFormatterResponse]:
+        """The prompt's tokens (at most ``limit``) and the rendered template (for its stop strings)."""
+        kept = [dict(m) for m in messages]
+        while True:
+            rendered = self._template(messages=kept)
+            tokens = llama.tokenize(rendered.prompt.encode(), add_bos=False, special=True)
+            droppable = [i for i, m in enumerate(kept[:-1]) if m.get("role") != "system"]
+            if len(tokens) <= limit or not droppable:
+                return tokens[-limit:], rendered
+            del kept[droppable[0]]
+
+    def embed(self, texts: Sequence[str], truncate: bool) -> Embeddings:
+        raise NotImplementedError(f'"{self.name}" does not support embeddings')
+
+    def close(self) -> None:
+        with self._lock:
+            for llama in self._contexts:
+                llama.close()
+            self._contexts.clear()
+            self._free.clear()
