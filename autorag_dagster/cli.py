@@ -119,6 +119,62 @@ def models() -> None:
         _fail(f"Missing: {', '.join(missing)}. Pull with {pull_commands(missing)}.")
 
 
+class KvCacheType(str, Enum):
+    f16 = "f16"
+    q8_0 = "q8_0"
+    q4_0 = "q4_0"
+
+
+@app.command("tune")
+def tune(
+    vram_gb: float = typer.Option(None, "--vram-gb", min=1, show_default=False,
+                                  help="The card's memory in GiB; default: read by nvidia-smi."),
+    whisper_gb: float = typer.Option(6.0, "--whisper-gb", min=0, help="GiB kept free for Whisper next to the LLM."),
+    margin_gb: float = typer.Option(1.0, "--margin-gb", min=0, help="GiB kept free as a safety margin."),
+    kv_type: KvCacheType = typer.Option(KvCacheType.q8_0, "--kv-type", help="OLLAMA_KV_CACHE_TYPE to plan for."),
+    num_ctx: int = typer.Option(8192, "--num-ctx", min=256, help="Preferred per-slot context."),
+    parallel: int = typer.Option(8, "--parallel", min=1, help="Most slots (OLLAMA_NUM_PARALLEL) to plan for."),
+    measure: bool = typer.Option(False, "--measure", help="Load the LLM with the planned num_ctx; compare with /api/ps."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for programs instead of a table."),
+) -> None:
+    """Recommend OLLAMA_NUM_PARALLEL and num_ctx that fit the GPU next to Whisper, with lines for .env.
+
+    Reads AUTORAG_LLM_MODEL and AUTORAG_EMBED_MODEL from the Ollama at AUTORAG_OLLAMA_BASE_URL
+    (/api/tags, /api/show). --measure loads the LLM (then evicts it) to check the plan: run it
+    once the server uses the recommended settings, and while no pipeline run uses the GPU.
+    """
+    from rich.console import Console
+
+    from autorag_dagster.ollama import OllamaClient, OllamaError
+    from autorag_dagster.ollama.planner import GIB, Gpu, PlanError, plan, plan_json, plan_table, query_gpu, read_models
+    from autorag_dagster.ollama.planner import measure as measure_load
+
+    settings = _settings()
+    try:
+        gpu = Gpu.given(vram_gb) if vram_gb else query_gpu()
+        if gpu is None:
+            _fail("nvidia-smi is not installed here: give the card's memory in GiB, e.g. `autorag tune --vram-gb 24`.",
+                  code=2)
+        with OllamaClient.from_settings(settings, request_retries=0) as client:
+            llm, embedder = read_models(client, [settings.llm_model, settings.embed_model])
+            result = plan(llm, embedder, gpu, kv_type=kv_type.value, whisper_bytes=round(whisper_gb * GIB),
+                          margin_bytes=round(margin_gb * GIB), num_ctx=num_ctx, parallel=parallel)
+            measured = measure_load(client, result, llm) if measure else None
+    except (PlanError, OllamaError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(plan_json(result, measured))
+        return
+    Console().print(plan_table(result, measured))
+    for line in result.reasoning:
+        typer.echo(f"- {line}")
+    if measured is not None:
+        typer.echo(f"- {measured.summary}")
+    typer.echo("\nPaste into .env (then restart Ollama):")
+    for name, value in result.env.items():
+        typer.echo(f"{name}={value}")
+
+
 @app.command("run")
 def run(
     folder: Path = typer.Argument(

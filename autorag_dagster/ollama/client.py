@@ -401,6 +401,11 @@ class OllamaClient:
     def pulled_models(self) -> list[str]:
         return [m.model or "" for m in self._call("/api/tags", self._client.list).models]
 
+    def model_sizes(self) -> dict[str, int]:
+        """Bytes of every pulled model's weights (/api/tags ``size``), by canonical name."""
+        models = self._call("/api/tags", self._client.list).models
+        return {canonical_name(m.model or ""): int(m.size or 0) for m in models}
+
     def missing_models(self, required: Iterable[str]) -> list[str]:
         """The required models /api/tags does not list (``x`` and ``x:latest`` are equal)."""
         pulled = {canonical_name(name) for name in self.pulled_models()}
