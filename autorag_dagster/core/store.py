@@ -173,11 +173,20 @@ class SegmentStore:
         db = lancedb.connect(str(uri), storage_options=kwargs.get("storage_options"))
         dims = sorted(int(n.removeprefix(prefix)) for n in _table_names(db) if n.startswith(prefix))
         if len(dims) != 1:
-            found = ", ".join(_table_names(db)) or "none"
             problem = "no table" if not dims else f"tables for several dimensions {dims}"
+            models = sorted(
+                {
+                    (db.open_table(n).schema.metadata or {}).get(b"autorag.embedding_model", b"?").decode()
+                    for n in _table_names(db) if n.startswith(f"{TABLE_PREFIX}__")
+                }
+            )
+            hint = (
+                f"; the database holds vectors of {', '.join(models)}: set AUTORAG_EMBED_MODEL to one of them"
+                if models else ""
+            )
             raise StoreError(
-                f"{problem} for embedding model {normalise_model(embedding_model)!r} in {uri} "
-                f"(tables: {found}); materialise the embeddings with that model first"
+                f"{problem} for embedding model {normalise_model(embedding_model)!r} in {uri}{hint}, "
+                "or materialise the embeddings with that model first"
             )
         return cls(uri, embedding_model, dims[0], **kwargs)
 

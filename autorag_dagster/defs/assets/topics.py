@@ -72,7 +72,16 @@ def topic_tree(
     if len(trees) == 1:
         metadata |= stats_metadata(next(iter(all_stats.values())))
     else:
-        metadata["llm_loads"] = len(residency.loads)
+        stats = all_stats.values()
+        metadata |= {
+            "llm_calls": sum(s.llm_calls for s in stats),
+            "prompt_tokens": sum(s.prompt_tokens for s in stats),
+            "output_tokens": sum(s.eval_tokens for s in stats),
+            "cache_hits": sum(s.cache_hits for s in stats),
+            "llm_loads": len(residency.loads),
+            "llm_reloads": max(0, len(residency.loads) - 1),
+            "max_in_flight": max((s.max_in_flight for s in stats), default=0),
+        }
         metadata["files"] = per_file_table(
             [{"file": k, "nodes": s.node_count, "llm_calls": s.llm_calls, "cache_hits": s.cache_hits} for k, s in all_stats.items()]
         )
