@@ -53,13 +53,14 @@ def ollama_or_local_server(settings: Settings, say: Say) -> Iterator[Settings]:
         f"with {PACKAGED_LLM} and {PACKAGED_EMBED} (CPU)."
     )
     server = SpawnedServer(
-        port=port, models_dir=settings.data_dir / "localserve-models", num_parallel=1, max_loaded_models=1,
+        # Two slots, each llama.cpp context on one thread: the two cores of a small laptop.
+        port=port, models_dir=settings.data_dir / "localserve-models", num_parallel=2, max_loaded_models=1,
     )
     with server:
         say(f"Local server: {server.url}")
         yield settings.model_copy(
             update={"ollama_base_url": server.url, "llm_model": PACKAGED_LLM, "embed_model": PACKAGED_EMBED,
-                    "max_concurrency": 1}
+                    "max_concurrency": 2}
         )
 
 

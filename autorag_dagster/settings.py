@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     request_retries: int = Field(3, ge=0, le=20, description="Retries for busy (503), timeouts and dropped connections.")
     validation_retries: int = Field(2, ge=0, le=10, description="Re-asks when an LLM answer fails its schema.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_max_output_tokens: int = Field(
+        1024, ge=16, le=65536, description="num_predict of every LLM answer: a rambling model stops here."
+    )
 
     # --- folders and storage ------------------------------------------------------------
     audio_dir: Path = Field(Path("audio"), description="Root folder of audio files (one partition per file).")

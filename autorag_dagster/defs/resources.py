@@ -31,6 +31,7 @@ class OllamaResource(ConfigurableResource):
     request_retries: int = 3
     validation_retries: int = 2
     temperature: float = 0.0
+    max_output_tokens: int = 1024
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OllamaResource:
@@ -46,6 +47,7 @@ class OllamaResource(ConfigurableResource):
             request_retries=settings.request_retries,
             validation_retries=settings.validation_retries,
             temperature=settings.llm_temperature,
+            max_output_tokens=settings.llm_max_output_tokens,
         )
 
     @property
@@ -65,6 +67,7 @@ class OllamaResource(ConfigurableResource):
             validation_retries=self.validation_retries,
             max_concurrency=self.max_concurrency,
             temperature=self.temperature,
+            max_output_tokens=self.max_output_tokens,
         )
         return OllamaClient(self.base_url, **{**kwargs, **overrides})
 

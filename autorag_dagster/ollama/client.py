@@ -149,12 +149,14 @@ class OllamaClient:
         validation_retries: int = 2,
         max_concurrency: int = 8,
         temperature: float = 0.0,
+        max_output_tokens: int = 1024,
         backoff_s: float = 1.0,
         on_event: EventHook | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.llm_model, self.embed_model = llm_model, embed_model
         self.num_ctx, self.keep_alive, self.temperature = num_ctx, keep_alive, temperature
+        self.max_output_tokens = max_output_tokens
         self.timeout, self.request_retries = timeout, request_retries
         self.validation_retries, self.max_concurrency = validation_retries, max_concurrency
         self.backoff_s = backoff_s
@@ -178,6 +180,7 @@ class OllamaClient:
             validation_retries=settings.validation_retries,
             max_concurrency=settings.max_concurrency,
             temperature=settings.llm_temperature,
+            max_output_tokens=settings.llm_max_output_tokens,
         )
         return cls(settings.ollama_base_url, **{**kwargs, **overrides})
 
@@ -238,7 +241,8 @@ class OllamaClient:
     # --- LLM ------------------------------------------------------------------------------
 
     def _options(self, num_ctx: int | None) -> dict[str, Any]:
-        return {"num_ctx": num_ctx or self.num_ctx, "temperature": self.temperature}
+        # num_predict is a sampling option: unlike num_ctx it never makes Ollama reload the model.
+        return {"num_ctx": num_ctx or self.num_ctx, "temperature": self.temperature, "num_predict": self.max_output_tokens}
 
     def _chat(self, model: str, messages: list[dict], schema: dict, num_ctx: int | None) -> ollama.ChatResponse:
         with self.stats.in_flight_request():
