@@ -79,6 +79,28 @@ def decode(path: Path | str) -> DecodedAudio:
     return decoded
 
 
+def probe(path: Path | str, frames: int = 8) -> None:
+    """Cheaply check that ``path`` opens as audio and its first frames decode; raise AudioDecodeError if not."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise AudioDecodeError(path, "the file is empty (0 bytes)")
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise AudioDecodeError(path, f"no audio stream in the {container.format.name} container")
+            decoded = 0
+            for decoded, _ in enumerate(container.decode(container.streams.audio[0]), 1):
+                if decoded >= frames:
+                    break
+            if decoded == 0:
+                raise AudioDecodeError(path, "the audio stream has no frames")
+    except av.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise AudioDecodeError(path, f"FFmpeg could not read it as audio ({reason})") from None
+    except OSError as exc:
+        raise AudioDecodeError(path, f"the file cannot be read ({exc.strerror or exc})") from None
+
+
 def sha256_file(path: Path | str) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()

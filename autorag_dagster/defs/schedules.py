@@ -20,7 +20,7 @@ from dagster import (
 from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 
-from autorag_dagster.core.audio import sha256_file
+from autorag_dagster.core.audio import AudioDecodeError, probe, sha256_file
 from autorag_dagster.core.keys import InvalidKeyError, discover_audio, validate_key
 from autorag_dagster.defs.io import stored_value_path
 from autorag_dagster.defs.jobs import process_audio
@@ -86,8 +86,19 @@ def nightly_backfill(context: ScheduleEvaluationContext, storage: StorageResourc
         context.instance.add_dynamic_partitions(audio_files.name, new)
 
     reasons = stale_reasons(context, storage, keys)
+    # A file that does not even open as audio would fail the whole single run of the backfill:
+    # it is left out (and named) so that every other file gets its results.
+    unreadable = {}
+    for key in list(reasons):
+        try:
+            probe(validate_key(storage.audio_dir, key))
+        except AudioDecodeError as exc:
+            unreadable[key] = str(exc)
+            del reasons[key]
+            context.log.warning(f"Left out of the backfill: {exc}")
+    left_out = f" Left out, unreadable: {'; '.join(unreadable.values())}" if unreadable else ""
     if not reasons:
-        return SkipReason(f"All {len(keys)} audio file(s) in {storage.audio_dir} are up to date.")
+        return SkipReason(f"All {len(keys) - len(unreadable)} readable audio file(s) in {storage.audio_dir} are up to date.{left_out}")
     backfill_id = make_new_backfill_id()
     context.instance.add_backfill(
         PartitionBackfill.from_asset_partitions(
@@ -105,4 +116,4 @@ def nightly_backfill(context: ScheduleEvaluationContext, storage: StorageResourc
         )
     )
     listed = "; ".join(f"{k} ({why})" for k, why in sorted(reasons.items())[:20])
-    return SkipReason(f"Launched backfill {backfill_id} for {len(reasons)} file(s): {listed}")
+    return SkipReason(f"Launched backfill {backfill_id} for {len(reasons)} file(s): {listed}.{left_out}")

@@ -115,3 +115,15 @@ def test_unreadable_file_fails_naming_the_file(tmp_path):
     with pytest.raises(AudioDecodeError, match="cannot be read") as err:
         decode(tmp_path / "gone.wav")
     assert "gone.wav" in str(err.value)
+
+
+def test_probe_accepts_audio_and_rejects_what_decode_rejects(source, tmp_path):
+    from autorag_dagster.core.audio import probe
+
+    probe(source[0])  # no error
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "notes.wav").write_text("meeting notes, not audio\n" * 20)
+    _video_without_audio(tmp_path / "film.mp4")
+    for name, reason in (("empty.wav", "empty"), ("notes.wav", UNREADABLE), ("film.mp4", "no audio stream")):
+        with pytest.raises(AudioDecodeError, match=reason):
+            probe(tmp_path / name)

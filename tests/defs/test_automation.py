@@ -6,6 +6,7 @@ import json
 import os
 import time
 
+import numpy as np
 import pytest
 from dagster import (
     AssetKey,
@@ -27,6 +28,7 @@ from autorag_dagster.defs.schedules import nightly_backfill
 from autorag_dagster.defs.sensors import audio_folder_sensor
 from autorag_dagster.core.audio import sha256_file
 from autorag_dagster.settings import load_settings
+from tests.speech import SAMPLE_RATE, write_wav
 
 OLD = time.time() - 3600
 
@@ -49,6 +51,13 @@ def write(path, data: bytes = b"RIFF....WAVE", mtime: float | None = OLD):
     path.write_bytes(data)
     if mtime is not None:
         os.utime(path, (mtime, mtime))
+
+
+def tone(path, hz: float, seconds: float = 0.5):
+    """A short real wav (the schedule probes files before it backfills them)."""
+    samples = (8000 * np.sin(2 * np.pi * hz * np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE))
+    write_wav(path, samples)
+    os.utime(path, (OLD, OLD))
 
 
 def resources(folder, tmp_path, server_url):
@@ -128,8 +137,9 @@ def test_nightly_backfill_selects_missing_and_stale_files_as_one_backfill(instan
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     per_file = process_audio.selection.resolve(graph)
-    for name in ("fresh.wav", "never.wav", "old-code.wav", "edited.wav"):
-        write(folder / name, name.encode() * 10)
+    for hz, name in enumerate(("fresh.wav", "never.wav", "old-code.wav", "edited.wav"), start=3):
+        tone(folder / name, 110.0 * hz)
+    write(folder / "broken.wav", b"RIFF" + b"\x00" * 64)  # never materialised, and not audio
     instance.add_dynamic_partitions(audio_files.name, ["fresh.wav", "old-code.wav", "edited.wav"])
 
     def materialised(key: str, versions: dict[AssetKey, str | None]):
@@ -148,7 +158,7 @@ def test_nightly_backfill_selects_missing_and_stale_files_as_one_backfill(instan
     materialised("fresh.wav", {})
     materialised("old-code.wav", {AssetKey("transcript"): "transcript-0"})
     materialised("edited.wav", {})
-    write(folder / "edited.wav", b"new content")
+    tone(folder / "edited.wav", 999.0)
 
     res = {"storage": StorageResource.from_settings(settings), "ollama": OllamaResource.from_settings(settings)}
     repo = defs.get_repository_def()
@@ -162,6 +172,7 @@ def test_nightly_backfill_selects_missing_and_stale_files_as_one_backfill(instan
     assert targeted == {"never.wav", "old-code.wav", "edited.wav"}
     assert "never.wav" in instance.get_dynamic_partitions(audio_files.name)
     assert "code changed" in backfills[0].description and "source file changed" in backfills[0].description
+    assert "broken.wav" in result.skip_message and "Left out, unreadable" in result.skip_message
 
     # Nothing stale: no second backfill.
     for key in ("never.wav", "old-code.wav", "edited.wav"):
