@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from dagster import ConfigurableResource
@@ -105,14 +104,14 @@ class StorageResource(ConfigurableResource):
 
 
 class SpeechResource(ConfigurableResource):
-    """Whisper and diarizer configuration; builds the core objects that load the models."""
+    """Whisper and diarizer configuration (the fields are the AUTORAG_* settings of the same name)."""
 
     whisper_model: str = "tiny.en"
     whisper_device: str = "auto"
     whisper_compute_type: str = "default"
     whisper_batch_size: int = 0
     whisper_language: str | None = None
-    diarizer_backend: str = "resemblyzer"
+    diarizer: str = "resemblyzer"
     pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"
     min_speakers: int = 1
     max_speakers: int = 6
@@ -120,36 +119,10 @@ class SpeechResource(ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SpeechResource:
-        return cls(
-            whisper_model=settings.whisper_model,
-            whisper_device=settings.whisper_device,
-            whisper_compute_type=settings.whisper_compute_type,
-            whisper_batch_size=settings.whisper_batch_size,
-            whisper_language=settings.whisper_language,
-            diarizer_backend=settings.diarizer,
-            pyannote_pipeline=settings.pyannote_pipeline,
-            min_speakers=settings.min_speakers,
-            max_speakers=settings.max_speakers,
-            cpu_threads=settings.cpu_threads,
-        )
+        return cls(**{name: getattr(settings, name) for name in cls.model_fields})
 
-    def transcriber(self) -> Transcriber:
-        return Transcriber(
-            model=self.whisper_model,
-            device=self.whisper_device,
-            compute_type=self.whisper_compute_type,
-            batch_size=self.whisper_batch_size,
-            language=self.whisper_language,
-            cpu_threads=self.cpu_threads,
-        )
+    def new_transcriber(self) -> Transcriber:
+        return Transcriber.from_settings(self)
 
-    def diarizer(self) -> Diarizer:
-        return make_diarizer(
-            SimpleNamespace(
-                diarizer=self.diarizer_backend,
-                pyannote_pipeline=self.pyannote_pipeline,
-                min_speakers=self.min_speakers,
-                max_speakers=self.max_speakers,
-                cpu_threads=self.cpu_threads,
-            )
-        )
+    def new_diarizer(self) -> Diarizer:
+        return make_diarizer(self)

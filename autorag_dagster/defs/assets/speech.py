@@ -66,7 +66,7 @@ def transcript(
     """faster-whisper with VAD and word timestamps; JSON, SRT and VTT exports per file."""
     tenancy = gpu.tenancy(ollama.get_client(), log=context.log.info)
     stats: dict[str, dict] = {}
-    with tenancy.tenant("whisper"), speech.transcriber() as transcriber:
+    with tenancy.tenant("whisper"), speech.new_transcriber() as transcriber:
         transcriber.load()
 
         def one(key: str):
@@ -115,7 +115,7 @@ def diarization(
     """Who spoke when: pyannote.audio or the offline Resemblyzer diarizer; RTTM export per file."""
     tenancy = gpu.tenancy(ollama.get_client(), log=context.log.info)
     exports: dict[str, dict] = {}
-    diarizer = speech.diarizer()
+    diarizer = speech.new_diarizer()
     with tenancy.tenant("diarizer"):
         try:
             diarizer.load()
@@ -130,7 +130,7 @@ def diarization(
         finally:
             diarizer.close()
 
-    metadata: dict = {"backend": speech.diarizer_backend, "gpu_timeline": MetadataValue.md(tenancy.timeline_markdown())}
+    metadata: dict = {"backend": speech.diarizer, "gpu_timeline": MetadataValue.md(tenancy.timeline_markdown())}
     if len(results) == 1:
         key, d = next(iter(results.items()))
         talk: dict[str, float] = {}
