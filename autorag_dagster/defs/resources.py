@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,12 @@ from autorag_dagster.settings import Settings
 
 
 class OllamaResource(ConfigurableResource):
-    """Where Ollama answers and the request contract every LLM call follows."""
+    """Where Ollama answers and the request contract every LLM call follows.
 
-    base_url: str = "http://localhost:11434"
+    The fields are the AUTORAG_* settings of the same name.
+    """
+
+    ollama_base_url: str = "http://localhost:11434"
     llm_model: str = "gemma4:latest"
     embed_model: str = "nomic-embed-text"
     num_ctx: int = 8192
@@ -29,25 +31,13 @@ class OllamaResource(ConfigurableResource):
     request_timeout: float = 600.0
     request_retries: int = 3
     validation_retries: int = 2
-    temperature: float = 0.0
-    max_output_tokens: int = 1024
+    llm_temperature: float = 0.0
+    llm_max_output_tokens: int = 1024
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OllamaResource:
-        return cls(
-            base_url=settings.ollama_base_url,
-            llm_model=settings.llm_model,
-            embed_model=settings.embed_model,
-            num_ctx=settings.num_ctx,
-            num_ctx_l1=settings.num_ctx_l1,
-            keep_alive=str(settings.keep_alive),
-            max_concurrency=settings.max_concurrency,
-            request_timeout=settings.request_timeout,
-            request_retries=settings.request_retries,
-            validation_retries=settings.validation_retries,
-            temperature=settings.llm_temperature,
-            max_output_tokens=settings.llm_max_output_tokens,
-        )
+        values = {name: getattr(settings, name) for name in cls.model_fields}
+        return cls(**{**values, "keep_alive": str(settings.keep_alive)})
 
     @property
     def required_models(self) -> list[str]:
@@ -55,20 +45,7 @@ class OllamaResource(ConfigurableResource):
 
     def get_client(self, **overrides: Any) -> OllamaClient:
         """A new client; ``overrides`` replace constructor arguments (e.g. a short ``timeout``)."""
-        keep_alive: str | int = int(self.keep_alive) if re.fullmatch(r"-?\d+", self.keep_alive) else self.keep_alive
-        kwargs: dict[str, Any] = dict(
-            llm_model=self.llm_model,
-            embed_model=self.embed_model,
-            num_ctx=self.num_ctx,
-            keep_alive=keep_alive,
-            timeout=self.request_timeout,
-            request_retries=self.request_retries,
-            validation_retries=self.validation_retries,
-            max_concurrency=self.max_concurrency,
-            temperature=self.temperature,
-            max_output_tokens=self.max_output_tokens,
-        )
-        return OllamaClient(self.base_url, **{**kwargs, **overrides})
+        return OllamaClient.from_settings(self, **overrides)
 
 
 class GpuResource(ConfigurableResource):

@@ -35,7 +35,7 @@ def ollama_models_ready(context: SensorEvaluationContext, ollama: OllamaResource
     skip = ollama_readiness_skip_reason(ollama)
     if skip is not None:
         return skip
-    return SkipReason(f"Ready: {', '.join(ollama.required_models)} are pulled on {ollama.base_url}.")
+    return SkipReason(f"Ready: {', '.join(ollama.required_models)} are pulled on {ollama.ollama_base_url}.")
 
 
 def _signature(size: int, mtime: float) -> list:

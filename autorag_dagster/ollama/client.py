@@ -10,6 +10,7 @@ what to do.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -155,6 +156,8 @@ class OllamaClient:
     ):
         self.base_url = base_url.rstrip("/")
         self.llm_model, self.embed_model = llm_model, embed_model
+        if isinstance(keep_alive, str) and re.fullmatch(r"-?\d+", keep_alive.strip()):
+            keep_alive = int(keep_alive)  # seconds: Ollama rejects a number sent as a unit-less string
         self.num_ctx, self.keep_alive, self.temperature = num_ctx, keep_alive, temperature
         self.max_output_tokens = max_output_tokens
         self.timeout, self.request_retries = timeout, request_retries
@@ -170,6 +173,7 @@ class OllamaClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> OllamaClient:
+        """From the settings, or anything with their attribute names (the Dagster resource)."""
         kwargs: dict[str, Any] = dict(
             llm_model=settings.llm_model,
             embed_model=settings.embed_model,

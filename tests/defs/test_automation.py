@@ -63,7 +63,7 @@ def tone(path, hz: float, seconds: float = 0.5):
 def resources(folder, tmp_path, server_url):
     return {
         "storage": StorageResource(audio_dir=str(folder), data_dir=str(tmp_path / "data")),
-        "ollama": OllamaResource(base_url=server_url),
+        "ollama": OllamaResource(ollama_base_url=server_url),
     }
 
 

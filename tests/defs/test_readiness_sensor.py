@@ -20,7 +20,7 @@ def evaluate(resource: OllamaResource) -> SkipReason:
 
 def test_missing_models_skip_with_their_names_and_the_pull_command(local_ollama_factory):  # noqa: F811
     server = local_ollama_factory(pulled=["nomic-embed-text"])
-    resource = OllamaResource(base_url=server.url, llm_model="gemma4:latest", embed_model="nomic-embed-text")
+    resource = OllamaResource(ollama_base_url=server.url, llm_model="gemma4:latest", embed_model="nomic-embed-text")
 
     message = evaluate(resource).skip_message
 
@@ -33,7 +33,7 @@ def test_missing_models_skip_with_their_names_and_the_pull_command(local_ollama_
 def test_all_models_pulled_reports_ready(local_ollama_factory):  # noqa: F811
     server = local_ollama_factory(pulled=["gemma4:latest", "nomic-embed-text:latest"])
     # "nomic-embed-text" and "nomic-embed-text:latest" are the same model.
-    resource = OllamaResource(base_url=server.url, llm_model="gemma4", embed_model="nomic-embed-text")
+    resource = OllamaResource(ollama_base_url=server.url, llm_model="gemma4", embed_model="nomic-embed-text")
 
     assert ollama_readiness_skip_reason(resource) is None
     assert evaluate(resource).skip_message.startswith("Ready: gemma4, nomic-embed-text are pulled")
@@ -44,7 +44,7 @@ def test_unreachable_server_skips_with_how_to_start_it():
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
 
-    message = evaluate(OllamaResource(base_url=url)).skip_message
+    message = evaluate(OllamaResource(ollama_base_url=url)).skip_message
 
     assert url in message and "autorag ollama-serve" in message and "AUTORAG_OLLAMA_BASE_URL" in message
 
