@@ -67,7 +67,6 @@ def transcript(
     tenancy = gpu.tenancy(ollama.get_client(), log=context.log.info)
     stats: dict[str, dict] = {}
     with tenancy.tenant("whisper"), speech.new_transcriber() as transcriber:
-        transcriber.load()
 
         def one(key: str):
             result = transcriber.transcribe(load_samples(audio[key]), key=key)
