@@ -8,6 +8,7 @@ into a tiling and always returns a valid tree, with the run's statistics beside 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +78,7 @@ def build_topic_tree(
     num_ctx_l1: int | None = None,
     config: TopicConfig | None = None,
     residency: LlmResidency | None = None,
+    progress: Callable[[str], object] | None = None,
 ) -> tuple[TopicTree, TopicStats]:
     """The topic tree of ``transcript`` and the run's statistics.
 
@@ -85,7 +87,7 @@ def build_topic_tree(
     or ``num_ctx_l1`` for the level-1 stage (then switching back costs exactly one reload,
     reported in the stats); it is evicted when the stages end, also when one raises.
     A ``residency`` shared by several files keeps the model loaded across them; its owner
-    closes it (evicting the model) after the last file.
+    closes it (evicting the model) after the last file. ``progress`` hears about each stage.
     """
     config = config or TopicConfig()
     tenancy = tenancy or GpuTenancy(client)
@@ -113,6 +115,8 @@ def build_topic_tree(
             yield
         finally:
             seconds[name] = round(time.perf_counter() - started, 3)
+            if progress is not None:
+                progress(f"{transcript.key}: stage {name} took {seconds[name]:.1f} s ({client.stats.llm_calls} LLM calls so far)")
 
     try:
         with stage("level1"):

@@ -55,7 +55,7 @@ def topic_tree(
     def one(key: str) -> TopicTree:
         tree, stats = build_topic_tree(
             speaker_transcript[key], client, tenancy=tenancy, residency=residency,
-            cache_dir=storage.cache_dir, num_ctx_l1=ollama.num_ctx_l1,
+            cache_dir=storage.cache_dir, num_ctx_l1=ollama.num_ctx_l1, progress=context.log.info,
         )
         all_stats[key] = stats
         write_json_atomic(file_dir(storage.data_dir, key) / "topics.json", tree.model_dump(mode="json"))
