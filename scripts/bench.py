@@ -1,0 +1,759 @@
+#!/usr/bin/env python
+"""Benchmark of the whole asset graph on a generated corpus, and of LanceDB search.
+
+    .venv/bin/python scripts/bench.py --minutes 2 --files 2 --out bench.json
+
+1. Generates ``--files`` espeak-ng conversations of ``--minutes`` each (the scripts rotate and the
+   voices swap from file to file, so no two files are the same).
+2. Runs the asset graph (every per-file asset with its checks, then ``lancedb_index``) as ONE run
+   over all files, stage by stage, ``--repeat`` times from a cold start (a fresh data folder and
+   DAGSTER_HOME each time), and reports the median wall time per step (Dagster's STEP_SUCCESS
+   durations), the realtime factor, the transcript step against raw faster-whisper on the same
+   files, and the LLM figures: calls, tokens, loads, reloads, most requests in flight.
+3. Reruns the same graph on the warm LLM answer cache: cache hits and LLM calls (0 expected).
+4. With ``--compare-per-file``: the same files run one by one (one run per file), for the loads.
+5. Times LanceDB search (hybrid, vector, full text) at each of ``--search-rows`` rows.
+6. Records peak memory (this process and its children, the spawned model server among them).
+
+``--models`` picks what answers the LLM and embedding calls: ``deterministic`` (the local server's
+fast schema-valid answers, gemma4:latest + nomic-embed-text), ``packaged`` (smollm2:135m on
+llama.cpp + all-minilm on sentence-transformers, served by the local server) or ``settings``
+(AUTORAG_* as configured, e.g. a real Ollama on a GPU host). With the local server the LLM
+figures come from its event log; with ``settings`` from the topic_tree step's metadata.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # more threads than free cores stall torch and CTranslate2
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+
+import datetime as dt  # noqa: E402
+import functools  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator, Sequence  # noqa: E402
+from contextlib import ExitStack, contextmanager  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from enum import Enum  # noqa: E402
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from autorag_dagster.local_run import PACKAGED_EMBED, PACKAGED_LLM, ensure_models, ollama_or_local_server  # noqa: E402
+from autorag_dagster.samples import SAMPLE_MEETING, SAMPLE_RATE, VOICES, require_espeak, speak, write_wav  # noqa: E402
+from autorag_dagster.settings import Settings, load_settings  # noqa: E402
+
+console = Console(stderr=True)
+
+# A second conversation, so that the corpus is not one script repeated.
+PODCAST: list[tuple[str, str]] = [
+    ("carol", "Welcome back to the kitchen podcast. Today we talk about cooking for a busy family."),
+    ("bob", "Thanks for having me. I cook dinner for my two children every evening after work."),
+    ("carol", "What is the fastest meal you make when everybody is hungry and tired?"),
+    ("bob", "Pasta with fresh tomatoes, garlic and olive oil. It takes about fifteen minutes."),
+    ("alice", "I prefer soup. I make a large pot on Sunday and it keeps well for four days."),
+    ("carol", "Let us talk about shopping. Do you plan the meals for the whole week?"),
+    ("alice", "Yes. I write a list on Saturday morning and buy everything at the market."),
+    ("bob", "I buy rice, beans and frozen vegetables in large bags, because they are cheap and keep for months."),
+    ("carol", "Now the children. How do you get them to eat more vegetables?"),
+    ("alice", "They help me cook. When they cut the carrots themselves, they want to eat them."),
+    ("bob", "My son likes to bake bread with me on the weekend, and he eats the crust with butter."),
+    ("carol", "Finally, the budget. How much does a family dinner cost you?"),
+    ("bob", "About ten dollars for four people, if I cook beans and rice with vegetables."),
+    ("alice", "Soup costs even less. Onions, potatoes and lentils are the cheapest food in the market."),
+    ("carol", "Thank you both. Next week we visit a bakery and learn how to make sourdough bread."),
+]
+SCRIPTS = (SAMPLE_MEETING, PODCAST)
+LEAD_S, PAUSE_S = 0.5, 0.7  # silence before the first line and between lines
+
+LOCAL_MODELS = {  # --models: (LLM, embedder, server slots = LLM requests in flight)
+    "deterministic": ("gemma4:latest", "nomic-embed-text:latest", 8),
+    "packaged": (PACKAGED_LLM, f"{PACKAGED_EMBED}:latest", 1),
+}
+LLM_ENDPOINTS = {"chat", "generate"}
+LOCAL_SERVER_COMMAND = "ollama-serve"  # in the command line of the local server's process
+WHISPER_ACQUIRE = "| acquire | whisper |"  # a row of the GPU tenancy timeline in the step's metadata
+SEARCH_BATCH_ROWS = 5_000
+SEARCH_MODEL = "bench-synthetic"
+WARMUP_QUERIES = 3
+VERSIONS_OF = (
+    "torch", "ctranslate2", "faster-whisper", "lancedb", "dagster", "ollama", "llama-cpp-python", "sentence-transformers",
+)
+
+
+class Models(str, Enum):
+    deterministic = "deterministic"
+    packaged = "packaged"
+    settings = "settings"
+
+
+class BenchError(RuntimeError):
+    """A benchmark step failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Options:
+    minutes: float = 2.0
+    files: int = 2
+    models: Models = Models.deterministic
+    repeat: int = 1
+    compare_per_file: bool = False
+    search_rows: tuple[int, ...] = (10_000, 100_000)
+    queries: int = 50
+    workdir: Path | None = None
+
+
+def say(message: str) -> None:
+    console.log(message)
+
+
+def median(values: Iterable[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+# --- corpus ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AudioFile:
+    key: str
+    path: Path
+    duration_s: float
+
+
+@functools.cache
+def spoken(text: str, speaker: str) -> np.ndarray:
+    return speak(text, VOICES[speaker])
+
+
+def file_lines(index: int) -> Iterator[tuple[str, str]]:
+    """File ``index``'s script, endlessly: the scripts alternate, their lines rotate, the voices swap."""
+    lines = SCRIPTS[index % len(SCRIPTS)]
+    shift = (index // len(SCRIPTS)) * 5 % len(lines)
+    names = list(VOICES)
+    cast = {name: names[(position + index) % len(names)] for position, name in enumerate(names)}
+    return ((cast[speaker], text) for speaker, text in itertools.cycle(lines[shift:] + lines[:shift]))
+
+
+def write_conversation(path: Path, lines: Iterator[tuple[str, str]], target_s: float) -> float:
+    """Speak lines into ``path`` until it lasts ``target_s``; returns its duration in seconds."""
+    pause = np.zeros(int(PAUSE_S * SAMPLE_RATE), dtype=np.int16)
+    pieces = [np.zeros(int(LEAD_S * SAMPLE_RATE), dtype=np.int16)]
+    length = len(pieces[0])
+    while length < target_s * SAMPLE_RATE:
+        speaker, text = next(lines)
+        clip = spoken(text, speaker)
+        pieces += [clip, pause]
+        length += len(clip) + len(pause)
+    write_wav(path, np.concatenate(pieces))
+    return length / SAMPLE_RATE
+
+
+def make_corpus(folder: Path, files: int, minutes: float) -> list[AudioFile]:
+    require_espeak()
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = []
+    for index in range(files):
+        key = f"bench-{index + 1:02d}.wav"
+        corpus.append(AudioFile(key, folder / key, write_conversation(folder / key, file_lines(index), minutes * 60)))
+    return corpus
+
+
+# --- the model server ------------------------------------------------------------------------
+@dataclass
+class Endpoint:
+    """The settings every run uses, and the local server when one was started (for its event log)."""
+
+    settings: Settings
+    server: Any | None  # SpawnedServer
+
+    def events(self) -> list[dict] | None:
+        return None if self.server is None else self.server.events()
+
+    def clear_events(self) -> None:
+        if self.server is not None:
+            self.server.clear_events()
+
+
+@contextmanager
+def model_endpoint(models: Models, workdir: Path, corpus_dir: Path) -> Iterator[Endpoint]:
+    """The local server as a child process with the chosen models, or the configured Ollama."""
+    base = dict(audio_dir=corpus_dir, data_dir=workdir / "data")
+    if models is Models.settings:
+        with ollama_or_local_server(load_settings(**base), say) as settings:
+            ensure_models(settings, say)
+            yield Endpoint(settings, None)
+        return
+    from autorag_dagster.localserve import ConfigError, SpawnedServer
+
+    llm, embed, slots = LOCAL_MODELS[models.value]
+    try:
+        server = SpawnedServer(
+            models_dir=workdir / "models", pulled=[llm, embed], num_parallel=slots, max_loaded_models=2, keep_alive="5m",
+        )
+    except ConfigError as exc:  # a packaged model whose package is not installed
+        raise BenchError(f"--models {models.value}: {exc}") from None
+    with server:
+        say(f"Local model server (a child process) at {server.url}: {llm}, {embed}, {slots} slot(s)")
+        settings = load_settings(**base, ollama_base_url=server.url, llm_model=llm, embed_model=embed, max_concurrency=slots)
+        yield Endpoint(settings, server)
+
+
+# --- Dagster runs ------------------------------------------------------------------------------
+@dataclass
+class GraphRun:
+    """One materialisation of the graph over the corpus: one Dagster run, or one per file."""
+
+    wall_s: float
+    results: list[Any]  # ExecuteInProcessResult, the index run last
+    events: list[dict] | None  # the model server's events during the run
+
+    def step_seconds(self) -> dict[str, float]:
+        """Wall seconds per step key (summed over the runs), from Dagster's STEP_SUCCESS events."""
+        from dagster import DagsterEventType
+
+        seconds: dict[str, float] = {}
+        for result in self.results:
+            for event in result.all_events:
+                if event.event_type == DagsterEventType.STEP_SUCCESS:
+                    duration = event.event_specific_data.duration_ms / 1000
+                    seconds[event.step_key] = round(seconds.get(event.step_key, 0.0) + duration, 3)
+        return seconds
+
+    def metadata(self, asset: str) -> list[dict[str, Any]]:
+        """The metadata values of ``asset``'s step in each run (one materialisation per run)."""
+        from dagster import DagsterEventType
+
+        found = []
+        for result in self.results:
+            for event in result.all_events:
+                if event.event_type == DagsterEventType.ASSET_MATERIALIZATION and event.asset_key.path[-1] == asset:
+                    metadata = event.step_materialization_data.materialization.metadata
+                    found.append({name: value.value for name, value in metadata.items()})
+                    break
+        return found
+
+    def whisper_loads(self) -> int:
+        return sum(m["gpu_timeline"].count(WHISPER_ACQUIRE) for m in self.metadata("transcript"))
+
+
+def failure_text(result) -> str:
+    from dagster import DagsterEventType
+
+    lines = [
+        f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+        for event in result.all_events
+        if event.event_type == DagsterEventType.STEP_FAILURE
+    ]
+    lines += [f"check {c.check_name} failed" for c in result.get_asset_check_evaluations() if not c.passed]
+    return "\n".join(lines) or "the run failed"
+
+
+def execute(job, instance, **kwargs):
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet, **kwargs)
+    if not result.success or not all(c.passed for c in result.get_asset_check_evaluations()):
+        raise BenchError(f"the run of {job.name} failed:\n{failure_text(result)}")
+    return result
+
+
+@contextmanager
+def dagster_instance(home: Path):
+    from dagster import DagsterInstance
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home.resolve())
+    with DagsterInstance.from_config(str(home.resolve())) as instance:
+        yield instance
+
+
+def run_graph(endpoint: Endpoint, data_dir: Path, keys: Sequence[str], *, one_by_one: bool = False) -> GraphRun:
+    """Every per-file asset with its checks, then the index; data and DAGSTER_HOME under ``data_dir``."""
+    from dagster import AssetKey
+
+    from autorag_dagster.defs import build_definitions
+    from autorag_dagster.defs.partitions import audio_files
+
+    settings = endpoint.settings.model_copy(update={"data_dir": data_dir})
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("process_audio")
+    index_job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey("lancedb_index")})
+    endpoint.clear_events()
+    with dagster_instance(data_dir / "dagster") as instance:
+        known = set(instance.get_dynamic_partitions(audio_files.name))
+        instance.add_dynamic_partitions(audio_files.name, [k for k in keys if k not in known])
+        started = time.perf_counter()
+        if one_by_one:
+            results = [execute(job, instance, partition_key=key) for key in keys]
+        else:
+            tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+            results = [execute(job, instance, tags=tags)]
+        results.append(execute(index_job, instance))
+        wall = time.perf_counter() - started
+    return GraphRun(round(wall, 3), results, endpoint.events())
+
+
+# --- figures -----------------------------------------------------------------------------------
+def llm_figures(run: GraphRun, settings: Settings) -> dict[str, Any]:
+    """LLM calls, tokens, loads, reloads and peak concurrency: from the server's event log when
+    there is one, else from the topic_tree step's metadata (summed over the runs)."""
+    if run.events is None:
+        steps = run.metadata("topic_tree")
+        return {
+            "source": "topic_tree metadata",
+            "llm_calls": sum(m["llm_calls"] for m in steps),
+            "prompt_tokens": sum(m["prompt_tokens"] for m in steps),
+            "output_tokens": sum(m["output_tokens"] for m in steps),
+            "llm_loads": sum(m["llm_loads"] for m in steps),
+            "llm_reloads": sum(m["llm_reloads"] for m in steps),
+            "max_in_flight": max((m["max_in_flight"] for m in steps), default=0),
+            "embed_requests": None,
+            "embed_loads": None,
+        }
+    from autorag_dagster.localserve import max_in_flight
+    from autorag_dagster.localserve.catalogue import canonical_name
+
+    llm, embed = canonical_name(settings.llm_model), canonical_name(settings.embed_model)
+
+    def of(kind: str, model: str) -> list[dict]:
+        return [e for e in run.events if e["kind"] == kind and e["model"] == model]
+
+    calls = [e for e in of("request_end", llm) if e.get("endpoint") in LLM_ENDPOINTS]
+    return {
+        "source": "server event log",
+        "llm_calls": len(calls),
+        "prompt_tokens": sum(e.get("prompt_eval_count") or 0 for e in calls),
+        "output_tokens": sum(e.get("eval_count") or 0 for e in calls),
+        "llm_loads": len(of("load", llm)),
+        "llm_reloads": len(of("reload", llm)),
+        "max_in_flight": max_in_flight(run.events).get(llm, 0),
+        "embed_requests": sum(1 for e in of("request_end", embed) if e.get("endpoint") == "embed"),
+        "embed_loads": len(of("load", embed)),
+    }
+
+
+def cache_hits(run: GraphRun) -> int:
+    return sum(m["cache_hits"] for m in run.metadata("topic_tree"))
+
+
+def raw_whisper(settings: Settings, device: str, corpus: Sequence[AudioFile]) -> dict[str, float]:
+    """faster-whisper alone on the same files: same model, device, threads and decoding options."""
+    from faster_whisper import WhisperModel, decode_audio
+
+    from autorag_dagster.core.transcribe import resolve_model
+
+    compute_type = settings.whisper_compute_type
+    if compute_type == "default":
+        compute_type = "int8" if device == "cpu" else "default"
+    samples = [decode_audio(str(f.path), sampling_rate=16_000) for f in corpus]
+    started = time.perf_counter()
+    model = WhisperModel(
+        resolve_model(settings.whisper_model), device=device, compute_type=compute_type, cpu_threads=settings.cpu_threads,
+    )
+    loaded = time.perf_counter()
+    for audio in samples:
+        segments, _ = model.transcribe(
+            audio, language=settings.whisper_language, word_timestamps=True, vad_filter=True, beam_size=5,
+        )
+        for _segment in segments:  # a generator: decoding happens here
+            pass
+    done = time.perf_counter()
+    del model
+    return {"load_s": round(loaded - started, 3), "transcribe_s": round(done - loaded, 3), "total_s": round(done - started, 3)}
+
+
+def graph_section(runs: list[GraphRun], raws: list[dict[str, float]], audio_s: float, settings: Settings) -> dict:
+    steps = [run.step_seconds() for run in runs]
+    wall = median(run.wall_s for run in runs)
+    transcript_s = median(s["transcript"] for s in steps)
+    raw_s = median(r["total_s"] for r in raws)
+    return {
+        "runs": len(runs),
+        "wall_s": wall,
+        "wall_s_each": [run.wall_s for run in runs],
+        "realtime_factor": round(audio_s / wall, 3),
+        "steps_s": {key: median(s[key] for s in steps) for key in steps[0]},
+        "whisper_loads": runs[-1].whisper_loads(),
+        "llm": llm_figures(runs[-1], settings),
+        "transcript_vs_raw": {
+            "step_s": transcript_s,
+            "raw_load_s": median(r["load_s"] for r in raws),
+            "raw_transcribe_s": median(r["transcribe_s"] for r in raws),
+            "raw_s": raw_s,
+            "ratio": round(transcript_s / raw_s, 3),
+        },
+    }
+
+
+def rerun_section(run: GraphRun, settings: Settings) -> dict:
+    llm = llm_figures(run, settings)
+    return {
+        "wall_s": run.wall_s,
+        "steps_s": run.step_seconds(),
+        "cache_hits": cache_hits(run),
+        "llm_calls": llm["llm_calls"],
+        "llm_loads": llm["llm_loads"],
+        "embed_requests": llm["embed_requests"],
+    }
+
+
+def per_file_section(run: GraphRun, settings: Settings) -> dict:
+    llm = llm_figures(run, settings)
+    return {
+        "wall_s": run.wall_s,
+        "runs": len(run.results) - 1,
+        "whisper_loads": run.whisper_loads(),
+        "llm_loads": llm["llm_loads"],
+        "llm_calls": llm["llm_calls"],
+        "embed_loads": llm["embed_loads"],
+    }
+
+
+# --- LanceDB search ------------------------------------------------------------------------
+def vocabulary() -> list[str]:
+    return sorted({w for script in SCRIPTS for _, line in script for w in re.findall(r"[a-z]+", line.lower())})
+
+
+def unit_vectors(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
+    vectors = rng.standard_normal((count, dim), dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def synthetic_rows(rng: np.random.Generator, words: Sequence[str], count: int, dim: int):
+    """(Record, vector) pairs: texts of 40-120 words drawn from ``words``, random unit vectors."""
+    from autorag_dagster.core.chunking import Record
+
+    vectors = unit_vectors(rng, count, dim)
+    for i in range(count):
+        text = " ".join(rng.choice(words, size=int(rng.integers(40, 121))))
+        start = float(i * 30)
+        yield Record(kind="chunk", start=start, end=start + 30, speakers=("SPEAKER_00",), text=text), vectors[i].tolist()
+
+
+def build_table(uri: str, rows: int, dim: int, words: Sequence[str], rng: np.random.Generator):
+    """A segment table of ``rows`` synthetic rows, written in partitions, then maintained."""
+    from autorag_dagster.core.store import SegmentStore
+
+    store = SegmentStore(uri, SEARCH_MODEL, dim)
+    started = time.perf_counter()
+    for number, first in enumerate(range(0, rows, SEARCH_BATCH_ROWS)):
+        count = min(SEARCH_BATCH_ROWS, rows - first)
+        store.write_partition(f"synthetic/{number:04d}.wav", synthetic_rows(rng, words, count, dim))
+        say(f"  {first + count}/{rows} rows written")
+    written = time.perf_counter()
+    say(f"  indexing {rows} rows (full text, scalar, vector when over the threshold) ...")
+    report = store.maintain()
+    maintained = time.perf_counter()
+    return store, report, round(written - started, 3), round(maintained - written, 3)
+
+
+def time_queries(store, queries: dict[str, list[float]], mode: str) -> list[float]:
+    """Milliseconds per search; the query vectors are precomputed (no model call is timed)."""
+    from autorag_dagster.core.search import search
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [queries[text] for text in texts]
+
+    texts = list(queries)
+    for text in texts[:WARMUP_QUERIES]:
+        search(store, text, embed=embed, k=10, mode=mode)
+    timings = []
+    for text in texts:
+        started = time.perf_counter()
+        search(store, text, embed=embed, k=10, mode=mode)
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def search_section(workdir: Path, sizes: Sequence[int], dim: int, queries: int) -> list[dict]:
+    from autorag_dagster.core.search import MODES
+
+    rng = np.random.default_rng(8)
+    words = vocabulary()
+    results = []
+    for rows in sizes:
+        say(f"Search benchmark: {rows} rows of {dim}-d vectors")
+        store, report, write_s, maintain_s = build_table(str(workdir / f"search-{rows}"), rows, dim, words, rng)
+        vectors = unit_vectors(rng, queries, dim)
+        texts = [" ".join(rng.choice(words, size=2)) for _ in range(queries)]
+        by_text = dict(zip(texts, (v.tolist() for v in vectors)))
+        modes = {}
+        for mode in MODES:
+            timings = time_queries(store, by_text, mode)
+            modes[mode] = {
+                "queries": len(timings),
+                "p50_ms": round(float(np.percentile(timings, 50)), 2),
+                "p95_ms": round(float(np.percentile(timings, 95)), 2),
+            }
+        results.append(
+            {"rows": rows, "dim": dim, "write_s": write_s, "maintain_s": maintain_s, "indices": report.indices, "modes": modes}
+        )
+    return results
+
+
+# --- machine, versions, memory -----------------------------------------------------------------
+def meminfo_gib() -> float | None:
+    match = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M) if Path("/proc/meminfo").exists() else None
+    return round(int(match.group(1)) / 2**20, 1) if match else None
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M) if cpuinfo.exists() else None
+    return match.group(1).strip() if match else platform.processor()
+
+
+def gpus() -> list[str]:
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20, check=True,
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def machine() -> dict[str, Any]:
+    uname = platform.uname()
+    return {
+        "system": f"{uname.system} {uname.release}",
+        "arch": uname.machine,
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "ram_gib": meminfo_gib(),
+        "gpus": gpus(),
+        "python": platform.python_version(),
+    }
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name in VERSIONS_OF:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def peak_memory_mib() -> dict[str, float]:
+    """ru_maxrss (KiB on Linux): this process, and the largest of its reaped children."""
+    return {
+        "self_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "children_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+    }
+
+
+def child_peak_mib(marker: str) -> float | None:
+    """VmHWM (peak resident memory) of the running child process whose command line holds ``marker``."""
+    for listing in Path("/proc/self/task").glob("*/children"):
+        for pid in listing.read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:  # it exited meanwhile
+                continue
+            match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+            if marker in command and match:
+                return round(int(match.group(1)) / 1024, 1)
+    return None
+
+
+# --- the benchmark -----------------------------------------------------------------------------
+def run_benchmark(options: Options) -> dict[str, Any]:
+    """Every measurement; returns the report (see the module docstring)."""
+    if options.files < 1 or options.minutes <= 0 or options.repeat < 1 or options.queries < 1:
+        raise BenchError("--files, --minutes, --repeat and --queries must be positive")
+    with ExitStack() as stack:
+        workdir = options.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="autorag-bench-")))
+        return measure(options, workdir)
+
+
+def measure(options: Options, workdir: Path) -> dict[str, Any]:
+    started = dt.datetime.now(dt.UTC)
+    say(f"Generating {options.files} file(s) of {options.minutes} min with espeak-ng in {workdir / 'corpus'}")
+    corpus = make_corpus(workdir / "corpus", options.files, options.minutes)
+    keys = [f.key for f in corpus]
+    audio_s = round(sum(f.duration_s for f in corpus), 2)
+    with model_endpoint(options.models, workdir, workdir / "corpus") as endpoint:
+        settings = endpoint.settings
+        runs, raws = [], []
+        for number in range(1, options.repeat + 1):
+            say(f"Whole graph, one run over {len(keys)} file(s), cold ({number}/{options.repeat}) ...")
+            runs.append(run_graph(endpoint, workdir / f"cold-{number}", keys))
+            device = runs[-1].metadata("transcript")[0]["device"]
+            say(f"  {runs[-1].wall_s:.1f} s; raw faster-whisper on the same files ({device}) ...")
+            raws.append(raw_whisper(settings, device, corpus))
+        graph = graph_section(runs, raws, audio_s, settings)
+        say("Rerun of the same graph (warm LLM answer cache) ...")
+        rerun = rerun_section(run_graph(endpoint, workdir / f"cold-{options.repeat}", keys), settings)
+        per_file = None
+        if options.compare_per_file:
+            say("The same files one by one (one run per file), cold ...")
+            per_file = per_file_section(run_graph(endpoint, workdir / "per-file", keys, one_by_one=True), settings)
+        dim = _table_dim(endpoint.settings.model_copy(update={"data_dir": workdir / "cold-1"}))
+        server_mib = child_peak_mib(LOCAL_SERVER_COMMAND)  # None when a real Ollama answers
+    graph_memory = peak_memory_mib()
+    search = search_section(workdir, options.search_rows, dim, options.queries)
+    return {
+        "date": started.isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "versions": versions(),
+        "settings": {
+            "models": options.models.value,
+            "minutes": options.minutes,
+            "files": options.files,
+            "repeat": options.repeat,
+            "compare_per_file": options.compare_per_file,
+            "search_rows": list(options.search_rows),
+            "queries": options.queries,
+            "pipeline": settings.model_dump(mode="json", exclude={"audio_dir", "data_dir", "lancedb_uri"}),
+        },
+        "corpus": {"files": len(corpus), "audio_s": audio_s, "durations_s": [round(f.duration_s, 2) for f in corpus]},
+        "graph": graph,
+        "rerun": rerun,
+        "per_file": per_file,
+        "search": search,
+        "memory": {
+            "after_graph": graph_memory,
+            "peak": peak_memory_mib(),
+            "local_server_mib": server_mib,
+            "note": "ru_maxrss of this process (Dagster runs in process; 'peak' includes the search tables) and of "
+            "its largest reaped child (the local model server among them); a forked child starts from this "
+            "process's size, so children_mib is at least self_mib at the last fork. local_server_mib is the "
+            "server's own VmHWM.",
+        },
+    }
+
+
+def _table_dim(settings: Settings) -> int:
+    from autorag_dagster.core.store import SegmentStore
+
+    return SegmentStore.for_model(settings.lancedb_location, settings.embed_model).dim
+
+
+# --- presentation ------------------------------------------------------------------------------
+def key_values(title: str, rows: Iterable[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for name, value in rows:
+        table.add_row(name, "-" if value is None else str(value))
+    return table
+
+
+def pair(first: Any, second: Any) -> str:
+    return " / ".join("-" if value is None else str(value) for value in (first, second))
+
+
+def summary_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
+    graph, rerun, per_file, memory = report["graph"], report["rerun"], report["per_file"], report["memory"]
+    llm, raw = graph["llm"], graph["transcript_vs_raw"]
+    rows = [
+        ("wall (s)", graph["wall_s"]),
+        ("realtime factor (audio s / wall s)", graph["realtime_factor"]),
+        ("transcript step / raw faster-whisper (s)", f"{raw['step_s']} / {raw['raw_s']} = {raw['ratio']}"),
+        ("Whisper loads", graph["whisper_loads"]),
+        (f"LLM calls ({llm['source']})", llm["llm_calls"]),
+        ("prompt / output tokens", f"{llm['prompt_tokens']} / {llm['output_tokens']}"),
+        ("LLM loads / reloads", f"{llm['llm_loads']} / {llm['llm_reloads']}"),
+        ("LLM max in flight", llm["max_in_flight"]),
+        ("embed requests / embedder loads", pair(llm["embed_requests"], llm["embed_loads"])),
+        ("rerun: wall (s)", rerun["wall_s"]),
+        ("rerun: cache hits / LLM calls", f"{rerun['cache_hits']} / {rerun['llm_calls']}"),
+    ]
+    if per_file:
+        rows += [
+            ("one by one: wall (s)", per_file["wall_s"]),
+            ("one by one: Whisper / LLM loads", f"{per_file['whisper_loads']} / {per_file['llm_loads']}"),
+        ]
+    return rows + [
+        ("peak RSS: this process / children (MiB)", f"{memory['peak']['self_mib']} / {memory['peak']['children_mib']}"),
+        ("peak RSS: local server (MiB)", memory["local_server_mib"]),
+    ]
+
+
+def search_table(report: dict[str, Any]) -> Table:
+    table = Table(title="LanceDB search latency (ms)", title_justify="left")
+    for column in ("rows", "write (s)", "index (s)", "mode", "p50", "p95"):
+        table.add_column(column, justify="right")
+    for size in report["search"]:
+        for mode, figures in size["modes"].items():
+            cells = (size["rows"], size["write_s"], size["maintain_s"], mode, figures["p50_ms"], figures["p95_ms"])
+            table.add_row(*map(str, cells))
+    return table
+
+
+def render(report: dict[str, Any], out: Callable[[Any], None]) -> None:
+    corpus, graph = report["corpus"], report["graph"]
+    title = (
+        f"Whole graph: {corpus['files']} file(s), {corpus['audio_s']} s of audio, models "
+        f"{report['settings']['models']}, median of {graph['runs']} run(s)"
+    )
+    out(key_values(title, summary_rows(report)))
+    out(key_values("Steps (s, from Dagster's STEP_SUCCESS events)", graph["steps_s"].items()))
+    if report["search"]:
+        out(search_table(report))
+
+
+def parse_rows(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give row counts separated by commas, e.g. 10000,100000") from None
+    if any(size < 1 for size in sizes):
+        raise typer.BadParameter("row counts must be positive")
+    return sizes
+
+
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+
+
+@app.command()
+def main(
+    minutes: float = typer.Option(2.0, min=0.05, help="Length of each generated file, in minutes."),
+    files: int = typer.Option(2, min=1, help="Number of files in the corpus."),
+    models: Models = typer.Option(Models.deterministic, help="What answers the LLM and embedding calls."),
+    repeat: int = typer.Option(1, min=1, help="Cold whole-graph runs; the report quotes medians."),
+    compare_per_file: bool = typer.Option(False, help="Also run the files one by one (model loads per file)."),
+    search_rows: str = typer.Option("10000,100000", help="Table sizes for the search benchmark ('' skips it)."),
+    queries: int = typer.Option(50, min=1, help="Timed queries per search mode and table size."),
+    workdir: Path | None = typer.Option(None, help="Keep the corpus, data and tables here (default: a temp dir)."),
+    out: Path | None = typer.Option(None, help="Write the JSON report here."),
+) -> None:
+    options = Options(minutes, files, models, repeat, compare_per_file, parse_rows(search_rows), queries, workdir)
+    try:
+        report = run_benchmark(options)
+    except BenchError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    render(report, Console().print)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        say(f"Report written to {out}")
+
+
+if __name__ == "__main__":
+    app()
