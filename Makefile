@@ -9,8 +9,12 @@ setup:
 run: setup
 	$(VENV)/autorag run $(AUDIO)
 
+# The UI shares its storage with the main job (AUTORAG_DATA_DIR/dagster), so its runs show up.
+DAGSTER_HOME ?= $(abspath $(or $(AUTORAG_DATA_DIR),data))/dagster
+
 dev: setup
-	$(VENV)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	mkdir -p $(DAGSTER_HOME)
+	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 test: setup
 	$(VENV)/python -m pytest
