@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from collections.abc import Iterable
@@ -44,18 +45,14 @@ def to_srt(cues: Iterable[Cue]) -> str:
     return "\n".join(blocks)
 
 
-def _vtt_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def to_vtt(cues: Iterable[Cue]) -> str:
     blocks = ["WEBVTT\n"]
     for cue in cues:
-        text = _vtt_escape(_one_line(cue.text))
+        text = html.escape(_one_line(cue.text), quote=False)
         if not text:
             continue
         if cue.speaker:
-            text = f"<v {_vtt_escape(cue.speaker)}>{text}</v>"
+            text = f"<v {html.escape(cue.speaker, quote=False)}>{text}</v>"
         blocks.append(f"{timestamp(cue.start)} --> {timestamp(cue.end)}\n{text}\n")
     return "\n".join(blocks)
 
