@@ -8,9 +8,9 @@ The same graph runs unchanged against a real Ollama: only settings differ.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -54,7 +54,7 @@ def ollama_or_local_server(settings: Settings, say: Say) -> Iterator[Settings]:
     )
     server = SpawnedServer(
         # Two slots, each llama.cpp context on one thread: the two cores of a small laptop.
-        port=port, models_dir=settings.data_dir / "localserve-models", num_parallel=2, max_loaded_models=1,
+        port=port, models_dir=settings.layout.localserve_models, num_parallel=2, max_loaded_models=1,
     )
     with server:
         say(f"Local server: {server.url}")
@@ -64,14 +64,15 @@ def ollama_or_local_server(settings: Settings, say: Say) -> Iterator[Settings]:
         )
 
 
-def ensure_models(settings: Settings, say: Say) -> None:
-    """Pull whatever the run needs and the server lacks, with progress."""
+def ensure_models(settings: Settings, say: Say, progress: Callable[[str], ContextManager] | None = None) -> None:
+    """Pull whatever the run needs and the server lacks; ``progress(model)`` gives the display of each pull."""
     from autorag_dagster.ollama import OllamaClient
 
-    with OllamaClient.from_settings(settings) as client:
-        for model in client.missing_models([settings.llm_model, settings.embed_model]):
+    with OllamaClient.from_config(settings.ollama_config) as client:
+        for model in client.missing_models(settings.required_models):
             say(f"Pulling {model} ...")
-            client.pull(model)
+            with progress(model) if progress is not None else nullcontext() as show:
+                client.pull(model, show)
 
 
 @dataclass
@@ -96,78 +97,37 @@ class RunReport:
 
     @property
     def viz_index(self) -> Path:
-        return self.settings.data_dir / "viz" / "index.html"
-
-
-def _step_seconds(result) -> dict[str, float]:
-    """Wall seconds of each successful step of a run (from Dagster's step events)."""
-    from dagster import DagsterEventType
-
-    return {
-        event.step_key: round(event.event_specific_data.duration_ms / 1000, 2)
-        for event in result.all_events
-        if event.event_type == DagsterEventType.STEP_SUCCESS
-    }
-
-
-def _failure_text(result) -> str:
-    from dagster import DagsterEventType
-
-    messages = []
-    for event in result.all_events:
-        if event.event_type == DagsterEventType.STEP_FAILURE:
-            error = event.event_specific_data.error
-            messages.append(f"{event.step_key}: {error.message.strip()}")
-    return "\n".join(messages) or "the run failed"
+        return self.settings.layout.viz_index
 
 
 def run_folder(folder: Path, settings: Settings, say: Say) -> RunReport:
     """Materialise every asset (and its checks) for every audio file under ``folder``."""
     import time
 
-    from dagster import AssetKey, DagsterInstance
-
-    from autorag_dagster.core.keys import InvalidKeyError, discover_audio, validate_key
-    from autorag_dagster.defs import build_definitions
-    from autorag_dagster.defs.partitions import audio_files
+    from autorag_dagster.core.keys import valid_keys
+    from autorag_dagster.runner import INFO, EmbeddedDagster, failure_text, step_seconds, succeeded
 
     settings = settings.model_copy(update={"audio_dir": folder})
-    keys = []
-    for candidate in discover_audio(folder):
-        try:
-            validate_key(folder, candidate.key)
-            keys.append(candidate.key)
-        except InvalidKeyError as exc:
-            say(f"Skipping: {exc}")
+    candidates, rejected = valid_keys(folder)
+    for exc in rejected:
+        say(f"Skipping: {exc}")
+    keys = [c.key for c in candidates]
     if not keys:
         raise FileNotFoundError(f"No audio files (wav, flac, mp3, m4a, ogg, opus, webm, mp4) under {folder}")
 
-    home = (settings.data_dir / "dagster").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():  # embedded SQLite storage in this folder
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home)
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def("process_audio")
-    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     outcomes = []
-    with DagsterInstance.from_config(str(home)) as instance:
-        known = set(instance.get_dynamic_partitions(audio_files.name))
-        if new := [k for k in keys if k not in known]:
-            instance.add_dynamic_partitions(audio_files.name, new)
+    home = settings.layout.dagster_home.resolve()
+    with EmbeddedDagster(settings, home=home, run_config=INFO) as dagster:
+        dagster.register(keys)
         for number, key in enumerate(keys, 1):
             say(f"[{number}/{len(keys)}] {key}")
             started = time.perf_counter()
-            result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False, run_config=quiet)
+            result = dagster.run_file(key)
             elapsed = time.perf_counter() - started
-            failed_checks = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
-            error = "" if result.success else _failure_text(result)
-            if failed_checks:
-                error = (error + "\n" if error else "") + f"failed checks: {', '.join(failed_checks)}"
-            outcomes.append(FileOutcome(key, result.success and not failed_checks, error, elapsed, _step_seconds(result)))
+            error = failure_text(result) or ("" if result.success else "the run failed")
+            outcomes.append(FileOutcome(key, succeeded(result), error, elapsed, step_seconds([result])))
         index_ok = False
         if any(o.ok for o in outcomes):
             say("Indexing the LanceDB table (full text, vectors, compaction) ...")
-            index_job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey("lancedb_index")})
-            index_ok = index_job.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet).success
+            index_ok = dagster.index().success
     return RunReport(settings, outcomes, index_ok, home)

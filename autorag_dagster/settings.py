@@ -1,46 +1,59 @@
 """Every knob of the project, read from ``AUTORAG_*`` environment variables and an optional ``.env``.
 
-``load_settings()`` is the one entry point: an invalid value fails at start-up with a
-message that names the environment variable, never a pydantic traceback.
+Each knob is declared once, with its default and validation, in the typed config of its
+concern: ``OllamaConfig`` (the server, the models, the request contract), ``WhisperConfig``,
+``DiarizerConfig``, ``StorageConfig`` (below) and ``num_ctx_l1`` of ``TopicConfig``.
+``Settings`` reads them all from the environment under their field names and hands each
+concern its config (``settings.ollama_config``, ``settings.whisper_config``, ...); the Dagster resources
+carry those configs and the core takes them typed.
+
+``load_settings()`` is the one entry point: an invalid value fails at start-up with a message
+that names the environment variable, never a pydantic traceback.
 """
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from autorag_dagster.core.diarize.base import DiarizerConfig
+from autorag_dagster.core.topics.stages import TopicConfig
+from autorag_dagster.core.transcribe import WhisperConfig
+from autorag_dagster.layout import DataLayout
+from autorag_dagster.ollama.config import OllamaConfig
 
 ENV_PREFIX = "AUTORAG_"
 
-# Ollama accepts a number (seconds, negative = forever) or a Go duration string.
-_GO_DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$|^0$")
+C = TypeVar("C", bound=BaseModel)
 
 
-def normalise_keep_alive(value: str | int | float) -> str | int | float:
-    """Validate a keep_alive the way Ollama does; a unit-less string such as "3600" is rejected."""
-    if isinstance(value, bool):
-        raise ValueError("keep_alive must be a number of seconds or a duration like '5m'")
-    if isinstance(value, (int, float)):
-        return value
-    text = str(value).strip()
-    if re.fullmatch(r"-?\d+", text) and text != "0":
-        raise ValueError(
-            f"{text!r} has no unit: write e.g. '{text}s' or '5m' (Ollama rejects unit-less strings)"
-        )
-    if not _GO_DURATION.match(text):
-        raise ValueError(f"{text!r} is not a duration: use e.g. '5m', '1h', '30s', '0' or -1")
-    return text
+class StorageConfig(BaseModel):
+    """Where audio is read from and every result is written (the layout below is ``DataLayout``)."""
+
+    audio_dir: str = Field("audio", description="Root folder of audio files (one partition per file).")
+    data_dir: str = Field("data", description="Where exports, caches, LanceDB and HTML land.")
+    lancedb_uri: str | None = Field(None, description="LanceDB URI; default <data_dir>/lancedb. s3://... works.")
+    backfill_cron: str = Field("0 2 * * *", description="When the nightly backfill of the audio folder runs (cron).")
+
+    @field_validator("audio_dir", "data_dir", mode="before")
+    @classmethod
+    def _folder(cls, value):
+        return str(value) if isinstance(value, Path) else value
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.data_dir, self.lancedb_uri)
 
 
 class SettingsError(ValueError):
     """A configuration value is invalid; the message names the environment variable."""
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, OllamaConfig, WhisperConfig, DiarizerConfig, StorageConfig):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_file=".env",
@@ -51,76 +64,35 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    # --- Ollama and the LLM stages ------------------------------------------------
-    ollama_base_url: str = Field("http://localhost:11434", description="Where Ollama answers.")
-    llm_model: str = Field("gemma4:latest", description="The topic-tree LLM.")
-    embed_model: str = Field("nomic-embed-text", description="The embedding model.")
-    num_ctx: int = Field(8192, ge=256, le=1_048_576, description="Per-slot context for every LLM call.")
-    num_ctx_l1: int | None = Field(
-        None, ge=256, le=1_048_576,
-        description="Optional larger context for the level-1 stage only (costs exactly one reload).",
-    )
-    keep_alive: str | int = Field("5m", description="keep_alive sent with every LLM request.")
-    max_concurrency: int = Field(8, ge=1, le=256, description="LLM requests in flight in batched stages.")
-    request_timeout: float = Field(600.0, gt=0, description="Seconds before one Ollama request times out.")
-    request_retries: int = Field(3, ge=0, le=20, description="Retries for busy (503), timeouts and dropped connections.")
-    validation_retries: int = Field(2, ge=0, le=10, description="Re-asks when an LLM answer fails its schema.")
-    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
-    llm_max_output_tokens: int = Field(
-        1024, ge=16, le=65536, description="num_predict of every LLM answer: a rambling model stops here."
-    )
+    num_ctx_l1: int | None = TopicConfig.model_fields["num_ctx_l1"]
 
-    # --- folders and storage ------------------------------------------------------------
-    audio_dir: Path = Field(Path("audio"), description="Root folder of audio files (one partition per file).")
-    data_dir: Path = Field(Path("data"), description="Where exports, caches, LanceDB and HTML land.")
-    lancedb_uri: str | None = Field(None, description="LanceDB URI; default <data_dir>/lancedb. s3://... works.")
-    backfill_cron: str = Field("0 2 * * *", description="When the nightly backfill of the audio folder runs (cron).")
-
-    # --- speech ----------------------------------------------------------------------------
-    whisper_model: str = Field(
-        "tiny.en",
-        description="faster-whisper model name or local path; 'tiny.en' uses the packaged model.",
-    )
-    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
-    whisper_compute_type: str = "default"
-    whisper_batch_size: int = Field(0, ge=0, description="0 = sequential; >0 uses batched inference.")
-    whisper_language: str | None = Field(None, description="Force a language; default detects it.")
-    diarizer: Literal["resemblyzer", "pyannote"] = "resemblyzer"
-    pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"
-    min_speakers: int = Field(1, ge=1, le=32)
-    max_speakers: int = Field(6, ge=1, le=32)
-    cpu_threads: int = Field(1, ge=1, le=256, description="Threads for torch / CTranslate2 on CPU.")
-
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _keep_alive(cls, value):
-        if isinstance(value, str) and re.fullmatch(r"-\d+", value.strip()):
-            return int(value)
-        return normalise_keep_alive(value)
-
-    @field_validator("ollama_base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL, e.g. http://localhost:11434")
-        return value
-
-    @field_validator("max_speakers")
-    @classmethod
-    def _speaker_bounds(cls, value: int, info) -> int:
-        low = info.data.get("min_speakers", 1)
-        if value < low:
-            raise ValueError(f"must be >= AUTORAG_MIN_SPEAKERS ({low})")
-        return value
+    def part(self, config: type[C]) -> C:
+        """The values of ``config``'s fields as that config."""
+        return config.model_validate(self.model_dump(include=set(config.model_fields)))
 
     @property
-    def lancedb_location(self) -> str:
-        return self.lancedb_uri or str(self.data_dir / "lancedb")
+    def ollama_config(self) -> OllamaConfig:
+        return self.part(OllamaConfig)
 
     @property
-    def cache_dir(self) -> Path:
-        return self.data_dir / "cache"
+    def whisper_config(self) -> WhisperConfig:
+        return self.part(WhisperConfig)
+
+    @property
+    def diarizer_config(self) -> DiarizerConfig:
+        return self.part(DiarizerConfig)
+
+    @property
+    def storage_config(self) -> StorageConfig:
+        return self.part(StorageConfig)
+
+    @property
+    def topic_config(self) -> TopicConfig:
+        return TopicConfig(num_ctx_l1=self.num_ctx_l1)
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.data_dir, self.lancedb_uri)
 
 
 def _env_name(loc: tuple) -> str:

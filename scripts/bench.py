@@ -57,6 +57,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from autorag_dagster.local_run import PACKAGED_EMBED, PACKAGED_LLM, ensure_models, ollama_or_local_server  # noqa: E402
+from autorag_dagster.runner import failure_text, materialization_metadata, step_seconds, succeeded  # noqa: E402
 from autorag_dagster.samples import SAMPLE_MEETING, SAMPLE_RATE, VOICES, require_espeak, speak, write_wav  # noqa: E402
 from autorag_dagster.settings import Settings, load_settings  # noqa: E402
 
@@ -193,7 +194,7 @@ class Endpoint:
 @contextmanager
 def model_endpoint(models: Models, workdir: Path, corpus_dir: Path) -> Iterator[Endpoint]:
     """The local server as a child process with the chosen models, or the configured Ollama."""
-    base = dict(audio_dir=corpus_dir, data_dir=workdir / "data")
+    base = dict(audio_dir=str(corpus_dir), data_dir=str(workdir / "data"))
     if models is Models.settings:
         with ollama_or_local_server(load_settings(**base), say) as settings:
             ensure_models(settings, say)
@@ -225,86 +226,37 @@ class GraphRun:
 
     def step_seconds(self) -> dict[str, float]:
         """Wall seconds per step key (summed over the runs), from Dagster's STEP_SUCCESS events."""
-        from dagster import DagsterEventType
-
-        seconds: dict[str, float] = {}
-        for result in self.results:
-            for event in result.all_events:
-                if event.event_type == DagsterEventType.STEP_SUCCESS:
-                    duration = event.event_specific_data.duration_ms / 1000
-                    seconds[event.step_key] = round(seconds.get(event.step_key, 0.0) + duration, 3)
-        return seconds
+        return step_seconds(self.results)
 
     def metadata(self, asset: str) -> list[dict[str, Any]]:
         """The metadata values of ``asset``'s step in each run (one materialisation per run)."""
-        from dagster import DagsterEventType
-
-        found = []
-        for result in self.results:
-            for event in result.all_events:
-                if event.event_type == DagsterEventType.ASSET_MATERIALIZATION and event.asset_key.path[-1] == asset:
-                    metadata = event.step_materialization_data.materialization.metadata
-                    found.append({name: value.value for name, value in metadata.items()})
-                    break
-        return found
+        return materialization_metadata(self.results, asset)
 
     def whisper_loads(self) -> int:
         return sum(m["gpu_timeline"].count(WHISPER_ACQUIRE) for m in self.metadata("transcript"))
 
 
-def failure_text(result) -> str:
-    from dagster import DagsterEventType
-
-    lines = [
-        f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
-        for event in result.all_events
-        if event.event_type == DagsterEventType.STEP_FAILURE
-    ]
-    lines += [f"check {c.check_name} failed" for c in result.get_asset_check_evaluations() if not c.passed]
-    return "\n".join(lines) or "the run failed"
-
-
-def execute(job, instance, **kwargs):
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet, **kwargs)
-    if not result.success or not all(c.passed for c in result.get_asset_check_evaluations()):
-        raise BenchError(f"the run of {job.name} failed:\n{failure_text(result)}")
+def execute(run: Callable[[], Any]):
+    result = run()
+    if not succeeded(result):
+        raise BenchError(f"a run failed:\n{failure_text(result) or 'the run failed'}")
     return result
 
 
-@contextmanager
-def dagster_instance(home: Path):
-    from dagster import DagsterInstance
-
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home.resolve())
-    with DagsterInstance.from_config(str(home.resolve())) as instance:
-        yield instance
-
-
 def run_graph(endpoint: Endpoint, data_dir: Path, keys: Sequence[str], *, one_by_one: bool = False) -> GraphRun:
-    """Every per-file asset with its checks, then the index; data and DAGSTER_HOME under ``data_dir``."""
-    from dagster import AssetKey
+    """Every per-file asset with its checks, then the index; data and Dagster's storage under ``data_dir``."""
+    from autorag_dagster.runner import EmbeddedDagster
 
-    from autorag_dagster.defs import build_definitions
-    from autorag_dagster.defs.partitions import audio_files
-
-    settings = endpoint.settings.model_copy(update={"data_dir": data_dir})
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def("process_audio")
-    index_job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey("lancedb_index")})
+    settings = endpoint.settings.model_copy(update={"data_dir": str(data_dir)})
     endpoint.clear_events()
-    with dagster_instance(data_dir / "dagster") as instance:
-        known = set(instance.get_dynamic_partitions(audio_files.name))
-        instance.add_dynamic_partitions(audio_files.name, [k for k in keys if k not in known])
+    with EmbeddedDagster(settings, home=settings.layout.dagster_home) as dagster:
+        dagster.register(keys)
         started = time.perf_counter()
         if one_by_one:
-            results = [execute(job, instance, partition_key=key) for key in keys]
+            results = [execute(lambda key=key: dagster.run_file(key)) for key in keys]
         else:
-            tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-            results = [execute(job, instance, tags=tags)]
-        results.append(execute(index_job, instance))
+            results = [execute(lambda: dagster.run_files(keys))]
+        results.append(execute(dagster.index))
         wall = time.perf_counter() - started
     return GraphRun(round(wall, 3), results, endpoint.events())
 
@@ -611,7 +563,7 @@ def measure(options: Options, workdir: Path) -> dict[str, Any]:
         if options.compare_per_file:
             say("The same files one by one (one run per file), cold ...")
             per_file = per_file_section(run_graph(endpoint, workdir / "per-file", keys, one_by_one=True), settings)
-        dim = _table_dim(endpoint.settings.model_copy(update={"data_dir": workdir / "cold-1"}))
+        dim = _table_dim(endpoint.settings.model_copy(update={"data_dir": str(workdir / "cold-1")}))
         server_mib = child_peak_mib(LOCAL_SERVER_COMMAND)  # None when a real Ollama answers
     graph_memory = peak_memory_mib()
     search = search_section(workdir, options.search_rows, dim, options.queries)
@@ -650,7 +602,7 @@ def measure(options: Options, workdir: Path) -> dict[str, Any]:
 def _table_dim(settings: Settings) -> int:
     from autorag_dagster.core.store import SegmentStore
 
-    return SegmentStore.for_model(settings.lancedb_location, settings.embed_model).dim
+    return SegmentStore.for_model(settings.layout.lancedb, settings.embed_model).dim
 
 
 # --- presentation ------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_an_invalid_value_names_the_variable(monkeypatch, tmp_path, variable, va
 
 def test_keep_alive_forms_ollama_accepts(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    for value, expected in (("5m", "5m"), ("0", "0"), ("-1", -1), ("1h30m", "1h30m")):
+    for value, expected in (("5m", "5m"), ("0", "0"), ("-1", "-1s"), ("1h30m", "1h30m")):
         monkeypatch.setenv("AUTORAG_KEEP_ALIVE", value)
         assert load_settings().keep_alive == expected
 

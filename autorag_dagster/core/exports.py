@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import html
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from autorag_dagster.core.atomic import write_text
 from autorag_dagster.core.types import Diarization, SpeakerTranscript, Transcript
 
 
@@ -71,15 +71,6 @@ def transcript_cues(transcript: Transcript) -> list[Cue]:
 
 def utterance_cues(speaker_transcript: SpeakerTranscript) -> list[Cue]:
     return [Cue(u.start, u.end, u.text, u.speaker) for u in speaker_transcript.utterances]
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write through a temporary file, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def export_transcript(transcript: Transcript, folder: Path | str) -> dict[str, Path]:

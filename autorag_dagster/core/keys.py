@@ -106,3 +106,17 @@ def discover_audio(root: Path | str) -> list[AudioCandidate]:
             key = path.relative_to(root_path).as_posix()
             found.append(AudioCandidate(key=key, size_bytes=stat.st_size, mtime=stat.st_mtime))
     return sorted(found, key=lambda c: c.key)
+
+
+def valid_keys(root: Path | str) -> tuple[list[AudioCandidate], list[InvalidKeyError]]:
+    """The audio files under ``root`` that may be processed, and why each of the others may not."""
+    accepted: list[AudioCandidate] = []
+    rejected: list[InvalidKeyError] = []
+    for candidate in discover_audio(root):
+        try:
+            validate_key(root, candidate.key)
+        except InvalidKeyError as exc:
+            rejected.append(exc)
+        else:
+            accepted.append(candidate)
+    return accepted, rejected

@@ -1,7 +1,7 @@
 """Search the segment store: hybrid (vector + full text, reciprocal rank fusion), vector or text.
 
 ``search`` returns ``Hit``s: the file, the time span to jump to, the speakers, the topic the
-text sits in, and the text. ``hits_table`` renders them for people, ``hits_json`` for programs.
+text sits in, and the text. ``hits_json`` renders them for programs (the command line draws its own table).
 The query embedding comes from an injected function (the Ollama client's ``embed`` in the CLI),
 so this module depends on no model.
 """
@@ -14,11 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from lancedb.rerankers import RRFReranker
-from rich.table import Table
-from rich.text import Text
 
 from autorag_dagster.core.store import DISTANCE, EmbedFn, SegmentStore, StoreError, sql_string
-from autorag_dagster.core.timefmt import clock
 
 Mode = Literal["hybrid", "vector", "text"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "text")
@@ -132,25 +129,6 @@ def _hit(row: dict, mode: Mode) -> Hit:
         text=row["text"],
         score=float(score),
     )
-
-
-def hits_table(hits: Sequence[Hit], *, query: str = "") -> Table:
-    """A rich table for a terminal."""
-    table = Table(title=f"Results for {query!r}" if query else None, show_lines=True)
-    for column in ("#", "file", "time", "speakers", "topic", "text", "score"):
-        table.add_column(column, overflow="fold")
-    for rank, hit in enumerate(hits, 1):
-        cells = (
-            str(rank),
-            hit.file,
-            f"{clock(hit.start)}-{clock(hit.end)}",
-            ", ".join(hit.speakers),
-            f"{hit.path} {hit.title}".strip(),
-            hit.text,
-            f"{hit.score:.3f}",
-        )
-        table.add_row(*map(Text, cells))  # Text: transcript brackets are not rich markup
-    return table
 
 
 def hits_json(hits: Sequence[Hit]) -> str:

@@ -45,6 +45,7 @@ import pyarrow as pa
 from lancedb.index import FTS, BTree, HnswSq
 
 from autorag_dagster.core.chunking import Record
+from autorag_dagster.core.types import EmbeddingsWrite
 
 TABLE_PREFIX = "segments"
 DISTANCE = "cosine"
@@ -116,19 +117,6 @@ def embed_records(
         if len(vectors) != len(batch):
             raise StoreError(f"the embedder returned {len(vectors)} vectors for {len(batch)} texts")
         yield from zip(batch, vectors)
-
-
-@dataclass(frozen=True)
-class WriteReport:
-    table: str
-    embedding_model: str
-    dim: int
-    file_key: str
-    rows: int
-    inserted: int
-    updated: int
-    deleted: int
-    version: int
 
 
 @dataclass(frozen=True)
@@ -231,7 +219,7 @@ class SegmentStore:
     # --- writes ------------------------------------------------------------------------
     def write_partition(
         self, file_key: str, rows: Iterable[tuple[Record, Sequence[float]]], *, source_hash: str = ""
-    ) -> WriteReport:
+    ) -> EmbeddingsWrite:
         """Replace every row of ``file_key`` with ``rows`` in one commit.
 
         ``rows`` may be lazy (``embed_records``): they are streamed into the merge, and an error
@@ -268,7 +256,7 @@ class SegmentStore:
             if source_error:
                 raise source_error[0] from None
             raise
-        return WriteReport(
+        return EmbeddingsWrite(
             table=self.name,
             embedding_model=self.embedding_model,
             dim=self.dim,
@@ -373,7 +361,7 @@ def embed_and_write(
     source_hash: str = "",
     batch_size: int = 32,
     storage_options: dict | None = None,
-) -> WriteReport:
+) -> EmbeddingsWrite:
     """Embed one file's records and replace its partition in the model's table.
 
     The dimension is read from the first vector (from a one-word probe when there are no

@@ -7,16 +7,19 @@ goes through faster-whisper's own download/loading path.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from pydantic import Field
+
 from autorag_dagster.core.audio import SAMPLE_RATE
 from autorag_dagster.core.types import Segment, Transcript, Word
+from autorag_dagster.gpu.memory import ComputeConfig, ctranslate2_cuda_available, pick_device, release_memory
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,16 @@ def resolve_model(name: str) -> str:
     return str(packaged_model_dir()) if name == PACKAGED_MODEL else name
 
 
-def cuda_available() -> bool:
-    import ctranslate2
+class WhisperConfig(ComputeConfig):
+    """Which Whisper model runs where (the fields are the AUTORAG_* settings of the same name)."""
 
-    try:
-        return ctranslate2.get_cuda_device_count() > 0
-    except RuntimeError:
-        return False
+    whisper_model: str = Field(
+        PACKAGED_MODEL, description=f"faster-whisper model name or local path; '{PACKAGED_MODEL}' uses the packaged model."
+    )
+    whisper_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where Whisper runs.")
+    whisper_compute_type: str = Field("default", description="CTranslate2 compute type; default: int8 on CPU.")
+    whisper_batch_size: int = Field(0, ge=0, description="0 = sequential; >0 uses batched inference.")
+    whisper_language: str | None = Field(None, description="Force a language; default detects it.")
 
 
 @dataclass(frozen=True)
@@ -76,14 +82,14 @@ class Transcriber:
     _whisper: object | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def from_settings(cls, settings) -> Transcriber:
+    def from_config(cls, config: WhisperConfig) -> Transcriber:
         return cls(
-            model=settings.whisper_model,
-            device=settings.whisper_device,
-            compute_type=settings.whisper_compute_type,
-            batch_size=settings.whisper_batch_size,
-            language=settings.whisper_language,
-            cpu_threads=settings.cpu_threads,
+            model=config.whisper_model,
+            device=config.whisper_device,
+            compute_type=config.whisper_compute_type,
+            batch_size=config.whisper_batch_size,
+            language=config.whisper_language,
+            cpu_threads=config.cpu_threads,
         )
 
     @property
@@ -110,7 +116,7 @@ class Transcriber:
         if self.loaded:
             return self
         start = time.perf_counter()
-        device = "cuda" if self.device == "cuda" or (self.device == "auto" and cuda_available()) else "cpu"
+        device = pick_device(self.device, cuda_available=ctranslate2_cuda_available)
         if device == "cuda":
             try:
                 self._whisper = self._open("cuda")
@@ -174,14 +180,8 @@ class Transcriber:
         """Drop the model and give its memory back (CUDA cache included)."""
         if self._whisper is None:
             return
-        on_cuda = self.loaded_device == "cuda"
         self._whisper = None
-        gc.collect()
-        if on_cuda:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        release_memory()
 
     def __enter__(self) -> Transcriber:
         return self.load()

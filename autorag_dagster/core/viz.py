@@ -17,14 +17,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from autorag_dagster.core.atomic import write_text
 from autorag_dagster.core.timefmt import clock
 from autorag_dagster.core.types import AudioInfo, SpeakerTranscript, TopicTree
 
@@ -147,15 +146,6 @@ def render_index(pages: list[PageInfo], title: str = "Transcripts") -> str:
     )
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, path)
-    return path
-
-
 def _inside(viz_dir: Path, relpath: str) -> Path:
     path = (viz_dir / relpath).resolve()
     if not path.is_relative_to(viz_dir.resolve()):
@@ -179,8 +169,8 @@ def write_page(
         speakers=transcript.speakers,
         topics=sum(1 for _ in tree.walk()) if tree else 0,
     )
-    _write_atomic(page, render_page(transcript, tree, audio))
-    _write_atomic(page.with_name(page.name.removesuffix(".html") + SIDECAR_SUFFIX), json.dumps(asdict(info)))
+    write_text(page, render_page(transcript, tree, audio))
+    write_text(page.with_name(page.name.removesuffix(".html") + SIDECAR_SUFFIX), json.dumps(asdict(info)))
     return page
 
 
@@ -188,7 +178,7 @@ def write_index(viz_dir: str | Path) -> Path:
     """(Re)write ``<viz_dir>/index.html`` listing every page written so far."""
     viz_dir = Path(viz_dir)
     pages = [PageInfo(**json.loads(p.read_text(encoding="utf-8"))) for p in viz_dir.rglob(f"*{SIDECAR_SUFFIX}")]
-    return _write_atomic(viz_dir / "index.html", render_index(pages))
+    return write_text(viz_dir / "index.html", render_index(pages))
 
 
 def write_preview_png(transcript: SpeakerTranscript, tree: TopicTree | None, path: str | Path) -> Path:

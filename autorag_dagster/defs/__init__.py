@@ -22,17 +22,18 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     from autorag_dagster.defs.resources import GpuResource, OllamaResource, SpeechResource, StorageResource
 
     settings = settings or get_settings()
+    ollama = OllamaResource.from_settings(settings)
     return Definitions(
         assets=load_assets_from_modules([speech, topics, search, viz]),
         asset_checks=load_asset_checks_from_modules([checks]),
         jobs=[jobs.process_audio],
         sensors=[sensors.ollama_models_ready, sensors.audio_folder_sensor],
-        schedules=[schedules.nightly_backfill],
+        schedules=[schedules.nightly_backfill_schedule(settings.backfill_cron)],
         resources={
             "model_io": PartitionedModelIOManager(data_dir=str(settings.data_dir)),
             "storage": StorageResource.from_settings(settings),
             "speech": SpeechResource.from_settings(settings),
-            "ollama": OllamaResource.from_settings(settings),
-            "gpu": GpuResource(),
+            "ollama": ollama,
+            "gpu": GpuResource(ollama=ollama),
         },
     )

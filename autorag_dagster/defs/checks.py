@@ -93,7 +93,7 @@ def embeddings_rows_valid(
 ) -> AssetCheckResult:
     with ollama.get_client() as client:
         model_dim = client.embedding_dim(ollama.embed_model)
-    store = SegmentStore.for_model(storage.lancedb_location, ollama.embed_model)
+    store = SegmentStore.for_model(storage.layout.lancedb, ollama.embed_model)
     return each(embeddings, lambda k: checks.check_embeddings(
         store.partition_summary(k), len(build_records(speaker_transcript[k], topic_tree[k])), model_dim,
     ))

@@ -1,105 +1,96 @@
-"""Dagster resources: the Ollama client and the GPU tenancy, configured from the settings."""
+"""Dagster resources: they carry the typed configs of the core and hand out what is built from them.
+
+Each resource's fields are exactly the fields of one core config (declared there once, with
+defaults and validation); ``config`` gives the typed config back, and the core is built from it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from dagster import ConfigurableResource
-from pydantic import Field
+from dagster import AssetExecutionContext, ConfigurableResource, MetadataValue
 
-from autorag_dagster.core.diarize import Diarizer, make_diarizer
-from autorag_dagster.core.transcribe import Transcriber
-from autorag_dagster.ollama import GpuTenancy, OllamaClient
-from autorag_dagster.settings import Settings
+from autorag_dagster.core.diarize import Diarizer, DiarizerConfig, make_diarizer
+from autorag_dagster.core.transcribe import Transcriber, WhisperConfig
+from autorag_dagster.gpu import GpuTenancy
+from autorag_dagster.layout import DataLayout
+from autorag_dagster.ollama import OllamaClient
+from autorag_dagster.ollama.config import OllamaConfig
+from autorag_dagster.settings import Settings, StorageConfig
 
 
-class OllamaResource(ConfigurableResource):
-    """Where Ollama answers and the request contract every LLM call follows.
+def _values(resource: ConfigurableResource, config: type) -> dict[str, Any]:
+    return {name: getattr(resource, name) for name in config.model_fields}
 
-    The fields are the AUTORAG_* settings of the same name.
-    """
 
-    ollama_base_url: str = "http://localhost:11434"
-    llm_model: str = "gemma4:latest"
-    embed_model: str = "nomic-embed-text"
-    num_ctx: int = 8192
-    num_ctx_l1: int | None = Field(None, description="Larger context for the level-1 stage; costs one reload.")
-    keep_alive: str = Field("5m", description="A duration such as '5m', or seconds such as '300' or '-1'.")
-    max_concurrency: int = 8
-    request_timeout: float = 600.0
-    request_retries: int = 3
-    validation_retries: int = 2
-    llm_temperature: float = 0.0
-    llm_max_output_tokens: int = 1024
+class OllamaResource(ConfigurableResource, OllamaConfig):
+    """Where Ollama answers and the request contract every LLM call follows (``OllamaConfig``),
+    plus ``num_ctx_l1`` of the topic stages."""
+
+    num_ctx_l1: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OllamaResource:
-        values = {name: getattr(settings, name) for name in cls.model_fields}
-        return cls(**{**values, "keep_alive": str(settings.keep_alive)})
+        return cls(**settings.ollama_config.model_dump(), num_ctx_l1=settings.num_ctx_l1)
 
     @property
-    def required_models(self) -> list[str]:
-        return [self.llm_model, self.embed_model]
+    def config(self) -> OllamaConfig:
+        return OllamaConfig(**_values(self, OllamaConfig))
 
     def get_client(self, **overrides: Any) -> OllamaClient:
         """A new client; ``overrides`` replace constructor arguments (e.g. a short ``timeout``)."""
-        return OllamaClient.from_settings(self, **overrides)
+        return OllamaClient.from_config(self.config, **overrides)
 
 
 class GpuResource(ConfigurableResource):
-    """Hands a step its GPU tenancy; the Dagster pool ``gpu`` serialises GPU steps across runs."""
+    """Hands a step its GPU tenancy and records the tenancy's timeline in the step's metadata.
 
-    def tenancy(self, client: OllamaClient, log: Callable[[str], Any] | None = None) -> GpuTenancy:
-        return GpuTenancy(client, log=log)
+    Within a run the tenancy keeps one tenant on the card at a time; across runs the Dagster
+    pool ``gpu`` serialises GPU steps.
+    """
+
+    ollama: OllamaResource
+
+    @contextmanager
+    def tenancy(self, context: AssetExecutionContext, client: OllamaClient | None = None) -> Iterator[GpuTenancy]:
+        """A tenancy for this step (around ``client``, or a new client of the Ollama resource);
+        its timeline lands in the step's metadata as ``gpu_timeline`` when the block ends."""
+        tenancy = GpuTenancy(client or self.ollama.get_client(), log=context.log.info)
+        try:
+            yield tenancy
+        finally:
+            context.add_output_metadata({"gpu_timeline": MetadataValue.md(tenancy.timeline_markdown())})
+
+    @contextmanager
+    def tenant(self, context: AssetExecutionContext, name: str, client: OllamaClient | None = None) -> Iterator[GpuTenancy]:
+        """Hold the card as ``name`` (``whisper``, ``diarizer``, ``embedder``) for the block."""
+        with self.tenancy(context, client) as tenancy, tenancy.tenant(name):
+            yield tenancy
 
 
-class StorageResource(ConfigurableResource):
-    """Where audio is read from and every result is written."""
-
-    audio_dir: str = "audio"
-    data_dir: str = "data"
-    lancedb_uri: str | None = Field(None, description="LanceDB URI; default <data_dir>/lancedb (s3://... works).")
+class StorageResource(ConfigurableResource, StorageConfig):
+    """Where audio is read from and every result is written (``StorageConfig``; paths from ``layout``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StorageResource:
-        return cls(audio_dir=str(settings.audio_dir), data_dir=str(settings.data_dir), lancedb_uri=settings.lancedb_uri)
+        return cls(**settings.storage_config.model_dump())
 
     @property
-    def lancedb_location(self) -> str:
-        return self.lancedb_uri or str(Path(self.data_dir) / "lancedb")
-
-    @property
-    def cache_dir(self) -> Path:
-        """Content-addressed LLM answers: an unchanged file is re-materialised with zero LLM calls."""
-        return Path(self.data_dir) / "cache" / "llm"
-
-    @property
-    def viz_dir(self) -> Path:
-        return Path(self.data_dir) / "viz"
+    def layout(self) -> DataLayout:
+        return DataLayout(self.data_dir, self.lancedb_uri)
 
 
-class SpeechResource(ConfigurableResource):
-    """Whisper and diarizer configuration (the fields are the AUTORAG_* settings of the same name)."""
-
-    whisper_model: str = "tiny.en"
-    whisper_device: str = "auto"
-    whisper_compute_type: str = "default"
-    whisper_batch_size: int = 0
-    whisper_language: str | None = None
-    diarizer: str = "resemblyzer"
-    pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"
-    min_speakers: int = 1
-    max_speakers: int = 6
-    cpu_threads: int = 1
+class SpeechResource(ConfigurableResource, WhisperConfig, DiarizerConfig):
+    """Whisper and diarizer configuration (``WhisperConfig`` and ``DiarizerConfig``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SpeechResource:
-        return cls(**{name: getattr(settings, name) for name in cls.model_fields})
+        return cls(**{**settings.whisper_config.model_dump(), **settings.diarizer_config.model_dump()})
 
     def new_transcriber(self) -> Transcriber:
-        return Transcriber.from_settings(self)
+        return Transcriber.from_config(WhisperConfig(**_values(self, WhisperConfig)))
 
     def new_diarizer(self) -> Diarizer:
-        return make_diarizer(self)
+        return make_diarizer(DiarizerConfig(**_values(self, DiarizerConfig)))

@@ -6,28 +6,22 @@ single-run backfill policy the backfill executes as one run, stage by stage, so 
 loads once for all files.
 """
 
-import json
-import time
-
 from dagster import (
-    AssetKey,
     AssetRecordsFilter,
     DefaultScheduleStatus,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
     schedule,
 )
-from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.utils import make_new_backfill_id
 
 from autorag_dagster.core.audio import AudioDecodeError, probe, sha256_file
-from autorag_dagster.core.keys import InvalidKeyError, discover_audio, validate_key
-from autorag_dagster.defs.io import stored_value_path
+from autorag_dagster.core.keys import validate_key, valid_keys
+from autorag_dagster.defs.backfill import launch_backfill
 from autorag_dagster.defs.jobs import process_audio
 from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.defs.sensors import ollama_readiness_skip_reason
-from autorag_dagster.settings import get_settings
 
 CODE_VERSION_TAG = "dagster/code_version"
 
@@ -39,7 +33,7 @@ def stale_reasons(context: ScheduleEvaluationContext, storage: StorageResource, 
     instance = context.instance
     reasons: dict[str, str] = {}
     for key in keys:
-        stored = stored_value_path(storage.data_dir, "audio", key)
+        stored = storage.layout.stored_path("audio", key)
         for asset_key in sorted(per_file_assets, key=lambda k: k.to_user_string()):
             records = instance.fetch_materializations(
                 AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1
@@ -57,30 +51,37 @@ def stale_reasons(context: ScheduleEvaluationContext, storage: StorageResource, 
             if not stored.exists():
                 reasons[key] = "decoded audio missing"
             else:
-                recorded_sha = json.loads(stored.read_text())["value"]["sha256"]
+                recorded_sha = storage.layout.read_stored("audio", key).sha256
                 source = validate_key(storage.audio_dir, key)
                 if sha256_file(source) != recorded_sha:
                     reasons[key] = "source file changed"
     return reasons
 
 
-@schedule(
-    cron_schedule=get_settings().backfill_cron,
-    job=process_audio,
-    default_status=DefaultScheduleStatus.STOPPED,
-    description="Nightly: one backfill of every audio file whose results are missing or stale.",
-)
-def nightly_backfill(context: ScheduleEvaluationContext, storage: StorageResource, ollama: OllamaResource):
+def nightly_backfill_schedule(cron: str) -> ScheduleDefinition:
+    """The nightly backfill on ``cron`` (AUTORAG_BACKFILL_CRON), built when the definitions are."""
+
+    @schedule(
+        name="nightly_backfill",
+        cron_schedule=cron,
+        job=process_audio,
+        default_status=DefaultScheduleStatus.STOPPED,
+        description="Nightly: one backfill of every audio file whose results are missing or stale.",
+    )
+    def nightly_backfill(context: ScheduleEvaluationContext, storage: StorageResource, ollama: OllamaResource):
+        return evaluate_nightly_backfill(context, storage, ollama)
+
+    return nightly_backfill
+
+
+def evaluate_nightly_backfill(context: ScheduleEvaluationContext, storage: StorageResource, ollama: OllamaResource):
     skip = ollama_readiness_skip_reason(ollama)
     if skip is not None:
         return skip
-    keys = []
-    for candidate in discover_audio(storage.audio_dir):
-        try:
-            validate_key(storage.audio_dir, candidate.key)
-            keys.append(candidate.key)
-        except InvalidKeyError as exc:
-            context.log.warning(str(exc))
+    candidates, rejected = valid_keys(storage.audio_dir)
+    for exc in rejected:
+        context.log.warning(str(exc))
+    keys = [c.key for c in candidates]
     known = set(context.instance.get_dynamic_partitions(audio_files.name))
     if new := [k for k in keys if k not in known]:
         context.instance.add_dynamic_partitions(audio_files.name, new)
@@ -98,22 +99,18 @@ def nightly_backfill(context: ScheduleEvaluationContext, storage: StorageResourc
             context.log.warning(f"Left out of the backfill: {exc}")
     left_out = f" Left out, unreadable: {'; '.join(unreadable.values())}" if unreadable else ""
     if not reasons:
-        return SkipReason(f"All {len(keys) - len(unreadable)} readable audio file(s) in {storage.audio_dir} are up to date.{left_out}")
-    backfill_id = make_new_backfill_id()
-    context.instance.add_backfill(
-        PartitionBackfill.from_asset_partitions(
-            backfill_id=backfill_id,
-            asset_graph=context.repository_def.asset_graph,
-            partition_names=sorted(reasons),
-            asset_selection=sorted(process_audio.selection.resolve(context.repository_def.asset_graph), key=str),
-            backfill_timestamp=time.time(),
-            tags={"autorag/trigger": "nightly_backfill"},
-            dynamic_partitions_store=context.instance,
-            all_partitions=False,
-            title=f"Nightly backfill of {len(reasons)} audio file(s)",
-            description="\n".join(f"{k}: {why}" for k, why in sorted(reasons.items())),
-            run_config=None,
+        return SkipReason(
+            f"All {len(keys) - len(unreadable)} readable audio file(s) in {storage.audio_dir} are up to date.{left_out}"
         )
+    graph = context.repository_def.asset_graph
+    backfill_id = launch_backfill(
+        context.instance,
+        graph,
+        partition_keys=sorted(reasons),
+        assets=sorted(process_audio.selection.resolve(graph), key=str),
+        title=f"Nightly backfill of {len(reasons)} audio file(s)",
+        description="\n".join(f"{k}: {why}" for k, why in sorted(reasons.items())),
+        tags={"autorag/trigger": "nightly_backfill"},
     )
     listed = "; ".join(f"{k} ({why})" for k, why in sorted(reasons.items())[:20])
     return SkipReason(f"Launched backfill {backfill_id} for {len(reasons)} file(s): {listed}.{left_out}")

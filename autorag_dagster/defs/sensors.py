@@ -12,7 +12,7 @@ from dagster import (
     sensor,
 )
 
-from autorag_dagster.core.keys import InvalidKeyError, discover_audio, validate_key
+from autorag_dagster.core.keys import valid_keys
 from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.ollama import check_models
@@ -64,15 +64,11 @@ def audio_folder_sensor(
     now = time.time()
     existing = set(context.instance.get_dynamic_partitions(audio_files.name))
 
-    new_keys, requests, waiting, rejected = [], [], [], []
+    new_keys, requests, waiting = [], [], []
     observed: dict[str, list] = {}
-    for candidate in discover_audio(storage.audio_dir):
+    candidates, rejected = valid_keys(storage.audio_dir)
+    for candidate in candidates:
         key = candidate.key
-        try:
-            validate_key(storage.audio_dir, key)
-        except InvalidKeyError as exc:
-            rejected.append(str(exc))
-            continue
         signature = _signature(candidate.size_bytes, candidate.mtime)
         observed[key] = signature
         settled = now - candidate.mtime >= SETTLE_SECONDS or seen.get(key) == signature
@@ -86,8 +82,8 @@ def audio_folder_sensor(
         requests.append(RunRequest(run_key=f"{key}@{signature[0]}:{signature[1]}", partition_key=key))
         done[key] = signature
 
-    for message in rejected:
-        context.log.warning(message)
+    for exc in rejected:
+        context.log.warning(str(exc))
     if waiting:
         context.log.info(f"Waiting for {len(waiting)} file(s) to finish writing: {', '.join(waiting[:10])}")
     cursor = {"seen": observed, "done": {k: v for k, v in done.items() if k in observed}}

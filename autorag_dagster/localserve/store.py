@@ -6,11 +6,13 @@ Ollama sharing the same ``OLLAMA_MODELS`` directory never reads.
 
 from __future__ import annotations
 
-import json
+
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+
+from autorag_dagster.core import atomic
 
 from .catalogue import Catalogue, ModelSpec, ModelUnavailable, canonical_name
 
@@ -48,11 +50,7 @@ class ModelStore:
         return sorted(specs, key=self.modified_at, reverse=True)
 
     def write(self, spec: ModelSpec) -> None:
-        path = self._path(spec.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(spec.manifest, indent=2))
-        tmp.replace(path)
+        atomic.write_json(self._path(spec.name), spec.manifest, indent=2)
 
     def remove(self, name: str) -> bool:
         path = self._path(name)

@@ -1,4 +1,4 @@
-"""The Ollama client contract, GPU tenancy and model readiness (no Dagster imports)."""
+"""The Ollama client contract, its configuration, errors and model readiness (no Dagster imports)."""
 
 from autorag_dagster.ollama.client import (
     ClientStats,
@@ -20,11 +20,9 @@ from autorag_dagster.ollama.errors import (
 )
 from autorag_dagster.ollama.progress import PullProgress
 from autorag_dagster.ollama.readiness import Readiness, check_models
-from autorag_dagster.ollama.tenancy import GpuTenancy, TenancyError
 
 __all__ = [
     "ClientStats",
-    "GpuTenancy",
     "LLMOutputError",
     "ModelNotFoundError",
     "ModelPullError",
@@ -39,7 +37,6 @@ __all__ = [
     "Readiness",
     "RunningModel",
     "Structured",
-    "TenancyError",
     "canonical_name",
     "check_models",
 ]

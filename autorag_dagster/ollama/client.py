@@ -10,7 +10,6 @@ what to do.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,13 +17,14 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 import ollama
 from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from autorag_dagster.ollama.config import OllamaConfig, normalise_keep_alive
 from autorag_dagster.ollama.errors import (
     LLMOutputError,
     ModelNotFoundError,
@@ -36,10 +36,7 @@ from autorag_dagster.ollama.errors import (
     OllamaTimeoutError,
     OllamaUnreachableError,
 )
-from autorag_dagster.ollama.progress import PullProgress, pull_display
-
-if TYPE_CHECKING:
-    from autorag_dagster.settings import Settings
+from autorag_dagster.ollama.progress import PullProgress
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +45,8 @@ X = TypeVar("X")
 Y = TypeVar("Y")
 
 EventHook = Callable[[str, dict], None]
+
+_DEFAULTS = OllamaConfig()
 
 LOAD_SEEN_S = 0.5
 """A load_duration above this means the request waited for a model load (Ollama reports a few
@@ -143,22 +142,20 @@ class OllamaClient:
         *,
         llm_model: str,
         embed_model: str,
-        num_ctx: int = 8192,
-        keep_alive: str | int = "5m",
-        timeout: float = 600,
-        request_retries: int = 3,
-        validation_retries: int = 2,
-        max_concurrency: int = 8,
-        temperature: float = 0.0,
-        max_output_tokens: int = 1024,
+        num_ctx: int = _DEFAULTS.num_ctx,
+        keep_alive: str | int = _DEFAULTS.keep_alive,
+        timeout: float = _DEFAULTS.request_timeout,
+        request_retries: int = _DEFAULTS.request_retries,
+        validation_retries: int = _DEFAULTS.validation_retries,
+        max_concurrency: int = _DEFAULTS.max_concurrency,
+        temperature: float = _DEFAULTS.llm_temperature,
+        max_output_tokens: int = _DEFAULTS.llm_max_output_tokens,
         backoff_s: float = 1.0,
         on_event: EventHook | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.llm_model, self.embed_model = llm_model, embed_model
-        if isinstance(keep_alive, str) and re.fullmatch(r"-?\d+", keep_alive.strip()):
-            keep_alive = int(keep_alive)  # seconds: Ollama rejects a number sent as a unit-less string
-        self.num_ctx, self.keep_alive, self.temperature = num_ctx, keep_alive, temperature
+        self.num_ctx, self.keep_alive, self.temperature = num_ctx, normalise_keep_alive(keep_alive), temperature
         self.max_output_tokens = max_output_tokens
         self.timeout, self.request_retries = timeout, request_retries
         self.validation_retries, self.max_concurrency = validation_retries, max_concurrency
@@ -172,21 +169,21 @@ class OllamaClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> OllamaClient:
-        """From the settings, or anything with their attribute names (the Dagster resource)."""
+    def from_config(cls, config: OllamaConfig, **overrides: Any) -> OllamaClient:
+        """A client that follows ``config``; ``overrides`` replace constructor arguments (e.g. a short ``timeout``)."""
         kwargs: dict[str, Any] = dict(
-            llm_model=settings.llm_model,
-            embed_model=settings.embed_model,
-            num_ctx=settings.num_ctx,
-            keep_alive=settings.keep_alive,
-            timeout=settings.request_timeout,
-            request_retries=settings.request_retries,
-            validation_retries=settings.validation_retries,
-            max_concurrency=settings.max_concurrency,
-            temperature=settings.llm_temperature,
-            max_output_tokens=settings.llm_max_output_tokens,
+            llm_model=config.llm_model,
+            embed_model=config.embed_model,
+            num_ctx=config.num_ctx,
+            keep_alive=config.keep_alive,
+            timeout=config.request_timeout,
+            request_retries=config.request_retries,
+            validation_retries=config.validation_retries,
+            max_concurrency=config.max_concurrency,
+            temperature=config.llm_temperature,
+            max_output_tokens=config.llm_max_output_tokens,
         )
-        return cls(settings.ollama_base_url, **{**kwargs, **overrides})
+        return cls(config.ollama_base_url, **{**kwargs, **overrides})
 
     def close(self) -> None:
         self._client.close()
@@ -424,18 +421,18 @@ class OllamaClient:
         return missing
 
     def pull(self, model: str, progress: Callable[[PullProgress], None] | None = None) -> None:
-        """Pull ``model``, passing every streamed status to ``progress``.
+        """Pull ``model``, passing every streamed status to ``progress`` (logged when there is none)."""
 
-        Without a callback, a rich progress bar is shown on a terminal, status lines otherwise.
-        """
-        if progress is None:
-            with pull_display(model) as show:
-                return self.pull(model, show)
+        def report(update: PullProgress) -> None:
+            if progress is not None:
+                progress(update)
+            elif not update.total:
+                log.info("%s: %s", model, update.status)
 
         def stream() -> None:
             try:
                 for line in self._client.pull(model, stream=True):
-                    progress(PullProgress(line.status or "", line.digest, line.total, line.completed))
+                    report(PullProgress(line.status or "", line.digest, line.total, line.completed))
             except ollama.ResponseError as exc:
                 if exc.status_code in (-1, 404):
                     raise ModelPullError(model, self.base_url, exc.error) from None

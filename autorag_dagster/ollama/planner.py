@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
 
 from autorag_dagster.ollama.client import canonical_name
 from autorag_dagster.ollama.errors import pull_commands
@@ -426,32 +425,6 @@ def measure(client: OllamaClient, plan: Plan, shape: ModelShape) -> Measured:
 
 
 # --- output ---------------------------------------------------------------------------------
-
-
-def plan_table(plan: Plan, measured: Measured | None = None) -> Table:
-    llm, embed, gpu = plan.llm, plan.embedder, plan.gpu
-    table = Table(title="VRAM plan")
-    table.add_column("item")
-    table.add_column("GiB", justify="right")
-    table.add_column("note")
-    rows = [("card", gpu.total_bytes, gpu.source)]
-    if gpu.free_bytes is not None:
-        rows.append(("free now", gpu.free_bytes, "nvidia-smi"))
-    rows += [
-        ("Whisper budget", -plan.whisper_bytes, "--whisper-gb"),
-        ("safety margin", -plan.margin_bytes, "--margin-gb"),
-        ("left for the LLM", plan.llm_budget_bytes, ""),
-        (f"{llm.model} weights", llm.weights_bytes, f"/api/tags size ({llm.weights_bytes / 1e9:.1f} GB)"),
-        ("KV cache", llm.kv_bytes, f"{llm.parallel} slots x {llm.num_ctx} tokens, {llm.kv_type}"),
-        ("overhead allowance", llm.overhead_bytes, "graph and buffers"),
-        ("LLM total", llm.total_bytes, f"{gib(plan.llm_budget_bytes - llm.total_bytes)} to spare"),
-        (f"{embed.model} alone", embed.total_bytes, "after the LLM is evicted"),
-    ]
-    if measured is not None:
-        rows.append(("measured (/api/ps)", measured.size_bytes, f"{measured.off_percent:+.1f}% vs the plan"))
-    for item, value, note in rows:
-        table.add_row(item, f"{value / GIB:.2f}", note)
-    return table
 
 
 def plan_json(plan: Plan, measured: Measured | None = None) -> str:

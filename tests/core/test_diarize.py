@@ -65,9 +65,9 @@ def test_other_sample_rates_are_resampled(offline_diarizer):
 def test_backends_share_one_interface():
     assert isinstance(ResemblyzerDiarizer(), Diarizer)
     assert isinstance(PyannoteDiarizer(), Diarizer)
-    offline = make_diarizer(load_settings(min_speakers=2, max_speakers=3, cpu_threads=1))
+    offline = make_diarizer(load_settings(min_speakers=2, max_speakers=3, cpu_threads=1).diarizer_config)
     assert isinstance(offline, ResemblyzerDiarizer) and (offline.min_speakers, offline.max_speakers) == (2, 3)
-    hub = make_diarizer(load_settings(diarizer="pyannote", pyannote_pipeline="/models/pipe"))
+    hub = make_diarizer(load_settings(diarizer="pyannote", pyannote_pipeline="/models/pipe").diarizer_config)
     assert isinstance(hub, PyannoteDiarizer) and hub.pipeline == "/models/pipe"
 
 

@@ -3,11 +3,11 @@ from pathlib import Path
 import pytest
 
 from autorag_dagster.core.audio import decode
+from autorag_dagster.gpu.memory import ctranslate2_cuda_available
 from autorag_dagster.core.transcribe import (
     PACKAGED_MODEL,
     Transcriber,
     TranscriberError,
-    cuda_available,
     packaged_model_dir,
     resolve_model,
 )
@@ -30,7 +30,7 @@ def test_other_models_go_to_faster_whisper_unchanged(name):
 def test_settings_configure_the_transcriber():
     settings = load_settings(whisper_model="small.en", whisper_device="cpu", whisper_batch_size=8,
                              whisper_language="en", cpu_threads=2, whisper_compute_type="int8_float32")
-    t = Transcriber.from_settings(settings)
+    t = Transcriber.from_config(settings.whisper_config)
     assert (t.model, t.device, t.batch_size, t.language, t.cpu_threads, t.compute_type) == (
         "small.en", "cpu", 8, "en", 2, "int8_float32")
     assert not t.loaded
@@ -66,7 +66,7 @@ def test_batched_inference_and_release(two_speakers):
 def test_cuda_request_falls_back_to_cpu_with_a_warning_when_cuda_fails():
     transcriber = Transcriber(device="cuda", cpu_threads=1).load()
     try:
-        if cuda_available():
+        if ctranslate2_cuda_available():
             assert transcriber.loaded_device == "cuda" and not transcriber.warnings
         else:
             assert transcriber.loaded_device == "cpu"

@@ -20,11 +20,9 @@ from dagster import (
 
 from autorag_dagster.core.types import AudioInfo
 from autorag_dagster.defs import build_definitions
-from autorag_dagster.defs.io import stored_value_path, write_json_atomic
 from autorag_dagster.defs.jobs import process_audio
 from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
-from autorag_dagster.defs.schedules import nightly_backfill
 from autorag_dagster.defs.sensors import audio_folder_sensor
 from autorag_dagster.core.audio import sha256_file
 from autorag_dagster.settings import load_settings
@@ -152,8 +150,7 @@ def test_nightly_backfill_selects_missing_and_stale_files_as_one_backfill(instan
             key=key, path=str(folder / key), sha256=sha256_file(folder / key), size_bytes=1, duration_s=1.0,
             source_sample_rate=16000, source_channels=1, pcm_path="x.npy",
         )
-        write_json_atomic(stored_value_path(settings.data_dir, "audio", key),
-                          {"type": "autorag_dagster.core.types:AudioInfo", "value": info.model_dump()})
+        settings.layout.write_stored("audio", key, info)
 
     materialised("fresh.wav", {})
     materialised("old-code.wav", {AssetKey("transcript"): "transcript-0"})
@@ -162,6 +159,7 @@ def test_nightly_backfill_selects_missing_and_stale_files_as_one_backfill(instan
 
     res = {"storage": StorageResource.from_settings(settings), "ollama": OllamaResource.from_settings(settings)}
     repo = defs.get_repository_def()
+    nightly_backfill = defs.get_schedule_def("nightly_backfill")
     with build_schedule_context(instance=instance, repository_def=repo, resources=res) as ctx:
         result = nightly_backfill(ctx)
     assert isinstance(result, SkipReason) and "Launched backfill" in result.skip_message
@@ -181,3 +179,8 @@ def test_nightly_backfill_selects_missing_and_stale_files_as_one_backfill(instan
         again = nightly_backfill(ctx)
     assert "up to date" in again.skip_message
     assert len(instance.get_backfills()) == 1
+
+
+def test_the_backfill_cron_comes_from_the_settings_given_to_build_definitions(tmp_path):
+    settings = load_settings(backfill_cron="30 3 * * 1", audio_dir=tmp_path, data_dir=tmp_path / "data")
+    assert build_definitions(settings).get_schedule_def("nightly_backfill").cron_schedule == "30 3 * * 1"

@@ -59,6 +59,6 @@ def test_resource_mirrors_the_settings_in_its_client():
     with resource.get_client() as client:
         assert (client.base_url, client.llm_model, client.embed_model) == (
             "http://ollama:11434", "qwen3:8b", "nomic-embed-text")
-        assert (client.num_ctx, client.keep_alive, client.max_concurrency) == (4096, -1, 4)
+        assert (client.num_ctx, client.keep_alive, client.max_concurrency) == (4096, "-1s", 4)
         assert (client.timeout, client.validation_retries, client.temperature) == (30, 1, 0.2)
     assert resource.num_ctx_l1 == 16384 and resource.required_models == ["qwen3:8b", "nomic-embed-text"]

@@ -19,7 +19,7 @@ from autorag_dagster.ollama import (
     OllamaUnreachableError,
     PullProgress,
 )
-from autorag_dagster.ollama.progress import pull_display
+from autorag_dagster.cli.render import pull_display
 from tests.ollama.conftest import EMBED, LLM, make_client
 
 

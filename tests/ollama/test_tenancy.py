@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from autorag_dagster.ollama import GpuTenancy, TenancyError
+from autorag_dagster.gpu import GpuTenancy, TenancyError
 from tests.ollama.conftest import EMBED, LLM, make_client
 
 

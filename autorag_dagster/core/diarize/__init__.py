@@ -8,25 +8,17 @@
 
 from __future__ import annotations
 
-from autorag_dagster.core.diarize.base import Diarizer, DiarizerError
+from autorag_dagster.core.diarize.base import Diarizer, DiarizerConfig, DiarizerError
 from autorag_dagster.core.diarize.pyannote_backend import PyannoteDiarizer
 from autorag_dagster.core.diarize.resemblyzer_backend import ResemblyzerDiarizer
 
 
-def make_diarizer(settings) -> Diarizer:
-    """The backend `settings.diarizer` names, configured from the settings."""
-    if settings.diarizer == "pyannote":
-        return PyannoteDiarizer(
-            pipeline=settings.pyannote_pipeline,
-            min_speakers=settings.min_speakers,
-            max_speakers=settings.max_speakers,
-            cpu_threads=settings.cpu_threads,
-        )
-    return ResemblyzerDiarizer(
-        min_speakers=settings.min_speakers,
-        max_speakers=settings.max_speakers,
-        cpu_threads=settings.cpu_threads,
-    )
+def make_diarizer(config: DiarizerConfig) -> Diarizer:
+    """The backend ``config.diarizer`` names, configured from ``config``."""
+    bounds = dict(min_speakers=config.min_speakers, max_speakers=config.max_speakers, cpu_threads=config.cpu_threads)
+    if config.diarizer == "pyannote":
+        return PyannoteDiarizer(pipeline=config.pyannote_pipeline, **bounds)
+    return ResemblyzerDiarizer(**bounds)
 
 
-__all__ = ["Diarizer", "DiarizerError", "PyannoteDiarizer", "ResemblyzerDiarizer", "make_diarizer"]
+__all__ = ["Diarizer", "DiarizerConfig", "DiarizerError", "PyannoteDiarizer", "ResemblyzerDiarizer", "make_diarizer"]

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from autorag_dagster.core.types import Diarization, SpeakerTurn
+from autorag_dagster.gpu.memory import ComputeConfig
+
+
+class DiarizerConfig(ComputeConfig):
+    """Which diarizer runs and how many speakers it may find (the AUTORAG_* settings of the same name)."""
+
+    diarizer: Literal["resemblyzer", "pyannote"] = Field(
+        "resemblyzer", description="resemblyzer (offline, CPU) or pyannote (a pipeline from the hub or a folder)."
+    )
+    pyannote_pipeline: str = Field(
+        "pyannote/speaker-diarization-community-1", description="pyannote pipeline: hub name or local folder."
+    )
+    min_speakers: int = Field(1, ge=1, le=32, description="Fewest speakers the diarizer may find.")
+    max_speakers: int = Field(6, ge=1, le=32, description="Most speakers the diarizer may find.")
+
+    @field_validator("max_speakers")
+    @classmethod
+    def _speaker_bounds(cls, value: int, info) -> int:
+        low = info.data.get("min_speakers", 1)
+        if value < low:
+            raise ValueError(f"must be >= AUTORAG_MIN_SPEAKERS ({low})")
+        return value
 
 
 class DiarizerError(RuntimeError):
@@ -30,31 +52,6 @@ class Diarizer(Protocol):
 
     def close(self) -> None:
         """Release the models (and the GPU memory they held)."""
-
-
-def configure_torch(threads: int) -> None:
-    """Few threads and flushed denormals: on a small CPU this is the difference between
-    seconds and minutes for the LSTM-based models."""
-    import torch
-
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
-
-
-def pick_device(requested: str = "auto") -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
-
-
-def release_memory(device: str | None) -> None:
-    gc.collect()
-    if device == "cuda":
-        import torch
-
-        torch.cuda.empty_cache()
 
 
 def as_mono_float32(waveform: np.ndarray) -> np.ndarray:

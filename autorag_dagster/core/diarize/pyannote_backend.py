@@ -19,10 +19,8 @@ from autorag_dagster.core.diarize.base import (
     DiarizerError,
     as_mono_float32,
     build_turns,
-    configure_torch,
-    pick_device,
-    release_memory,
 )
+from autorag_dagster.gpu.memory import configure_torch, pick_device, release_memory
 from autorag_dagster.core.types import Diarization
 
 TOKEN_VARIABLES = ("AUTORAG_HF_TOKEN", "HF_TOKEN")
@@ -124,4 +122,4 @@ class PyannoteDiarizer:
 
             self._pipeline.to(torch.device("cpu"))
         self._pipeline = None
-        release_memory(self.loaded_device)
+        release_memory()

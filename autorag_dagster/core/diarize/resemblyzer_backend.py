@@ -20,11 +20,9 @@ from autorag_dagster.core.diarize.base import (
     DiarizerError,
     as_mono_float32,
     build_turns,
-    configure_torch,
-    pick_device,
-    release_memory,
     resample,
 )
+from autorag_dagster.gpu.memory import configure_torch, pick_device, release_memory
 from autorag_dagster.core.types import Diarization
 
 SAMPLE_RATE = 16000  # what both Silero VAD and Resemblyzer expect
@@ -173,4 +171,4 @@ class ResemblyzerDiarizer:
         if self._encoder is None:
             return
         self._encoder = None
-        release_memory(self.loaded_device)
+        release_memory()

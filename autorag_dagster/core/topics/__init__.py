@@ -32,7 +32,7 @@ from autorag_dagster.core.topics.stages import (
 from autorag_dagster.core.topics.tree import check_tree, outline_markdown
 from autorag_dagster.core.types import SpeakerTranscript, TopicTree
 from autorag_dagster.ollama.client import OllamaClient
-from autorag_dagster.ollama.tenancy import GpuTenancy
+from autorag_dagster.gpu import GpuTenancy
 
 __all__ = ["LlmResidency", "TopicConfig", "TopicStats", "build_topic_tree", "check_tree", "outline_markdown"]
 

@@ -35,7 +35,7 @@ from autorag_dagster.core.topics.tree import Span, equal_spans, nodes_for, tile
 from autorag_dagster.core.types import TopicNode
 from autorag_dagster.ollama.client import OllamaClient
 from autorag_dagster.ollama.errors import LLMOutputError
-from autorag_dagster.ollama.tenancy import GpuTenancy
+from autorag_dagster.gpu import GpuTenancy
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -43,6 +43,10 @@ T = TypeVar("T", bound=BaseModel)
 class TopicConfig(BaseModel):
     """Knobs of the topic stages; the defaults suit recordings from a minute to a few hours."""
 
+    num_ctx_l1: int | None = Field(
+        None, ge=256, le=1_048_576,
+        description="Optional larger context for the level-1 stage only (costs exactly one reload).",
+    )
     bucket_s: float = Field(30.0, gt=0, description="Bucket of the level-1 view.")
     l2_bucket_s: float = Field(15.0, gt=0, description="Bucket of the finer view for level 2 and summaries.")
     min_l1_s: float = Field(45.0, gt=0, description="Shortest level-1 node (scaled down on short files).")

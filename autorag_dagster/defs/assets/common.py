@@ -1,20 +1,39 @@
-"""What every partitioned asset shares: per-file iteration with per-file error reports."""
+"""The frame every per-file asset shares: its decorator, per-file iteration with per-file
+error reports, and the one-file / many-files switch of its metadata."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
-from dagster import AssetExecutionContext, Failure, MetadataValue
+from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
 from autorag_dagster.core.audio import AudioDecodeError
 from autorag_dagster.core.keys import InvalidKeyError
+from autorag_dagster.defs.metadata import per_file_table
+from autorag_dagster.defs.partitions import audio_files, single_run
 from autorag_dagster.ollama.errors import OllamaError
 
 T = TypeVar("T")
 
 # Errors whose message already tells a person what is wrong and what to do.
 LEGIBLE_ERRORS: tuple[type[BaseException], ...] = (AudioDecodeError, InvalidKeyError, OllamaError)
+
+
+def per_file_asset(*, group: str, code_version: str, kinds: set[str] | None = None, gpu: bool = False, **options: Any):
+    """``@asset`` for one value per audio file: one dynamic partition per file, values stored as
+    JSON by ``model_io``, and a backfill over many files run as ONE run (each model loads once).
+    ``gpu=True`` puts the step in the ``gpu`` pool, which serialises GPU steps across runs."""
+    return asset(
+        partitions_def=audio_files,
+        backfill_policy=single_run,
+        io_manager_key="model_io",
+        group_name=group,
+        code_version=code_version,
+        kinds=kinds,
+        pool="gpu" if gpu else None,
+        **options,
+    )
 
 
 def describe(exc: BaseException) -> str:
@@ -53,3 +72,21 @@ def per_file(
             allow_retries=False,
         )
     return results
+
+
+def report(
+    context: AssetExecutionContext,
+    results: Mapping[str, T],
+    *,
+    one: Callable[[str, T], Mapping[str, Any]],
+    row: Callable[[str, T], Mapping[str, Any]] | None = None,
+    common: Mapping[str, Any] | None = None,
+) -> None:
+    """The step's metadata: ``common``, plus ``one(key, value)`` when the run covers one file,
+    or a table with a ``row(key, value)`` per file when it covers several."""
+    metadata = dict(common or {})
+    if len(results) == 1:
+        metadata |= one(*next(iter(results.items())))
+    elif row is not None:
+        metadata["files"] = per_file_table([{"file": key, **row(key, value)} for key, value in results.items()])
+    context.add_output_metadata(metadata)

@@ -1,4 +1,4 @@
-"""The ``autorag`` command line."""
+"""The ``autorag`` command line: thin typer commands; what they show is drawn by ``render``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
-from rich.markup import escape
 
 app = typer.Typer(
     name="autorag",
@@ -69,13 +68,15 @@ def pull(
     ),
 ) -> None:
     """Pull models through the Ollama server at AUTORAG_OLLAMA_BASE_URL, showing progress."""
+    from autorag_dagster.cli.render import pull_display
     from autorag_dagster.ollama import OllamaClient, OllamaError
 
     settings = _settings()
-    with OllamaClient.from_settings(settings) as client:
-        for model in models or [settings.llm_model, settings.embed_model]:
+    with OllamaClient.from_config(settings.ollama_config) as client:
+        for model in models or settings.required_models:
             try:
-                client.pull(model)
+                with pull_display(model) as show:
+                    client.pull(model, show)
             except OllamaError as exc:
                 _fail(str(exc))
             typer.echo(f"pulled {model}")
@@ -87,33 +88,19 @@ def models() -> None:
 
     Exits 1 when a required model is missing or the server cannot be reached.
     """
-    from rich.console import Console
-    from rich.table import Table
-
+    from autorag_dagster.cli import render
     from autorag_dagster.ollama import OllamaClient, OllamaError, canonical_name
     from autorag_dagster.ollama.errors import pull_commands
 
     settings = _settings()
-    with OllamaClient.from_settings(settings, request_retries=0) as client:
+    with OllamaClient.from_config(settings.ollama_config, request_retries=0) as client:
         try:
             pulled = {canonical_name(name) for name in client.pulled_models()}
             running = client.ps()
         except OllamaError as exc:
             _fail(str(exc))
     required = {"LLM": settings.llm_model, "embeddings": settings.embed_model}
-    table = Table(title=f"Required models on {client.base_url}")
-    for column in ("role", "model", "pulled"):
-        table.add_column(column)
-    for role, model in required.items():
-        table.add_row(role, model, "yes" if canonical_name(model) in pulled else "NO")
-    loaded = Table(title="Loaded now (/api/ps)")
-    for column in ("model", "size (MB)", "VRAM (MB)", "context", "expires"):
-        loaded.add_column(column)
-    for m in running:
-        expires = m.expires_at.isoformat(timespec="seconds") if m.expires_at else "-"
-        loaded.add_row(m.name, f"{m.size / 1e6:.0f}", f"{m.size_vram / 1e6:.0f}", str(m.context_length or "-"), expires)
-    console = Console()
-    console.print(table, loaded)
+    render.console.print(*render.models_tables(client.base_url, required, pulled, running, canonical_name))
     missing = [model for model in required.values() if canonical_name(model) not in pulled]
     if missing:
         _fail(f"Missing: {', '.join(missing)}. Pull with {pull_commands(missing)}.")
@@ -143,10 +130,9 @@ def tune(
     (/api/tags, /api/show). --measure loads the LLM (then evicts it) to check the plan: run it
     once the server uses the recommended settings, and while no pipeline run uses the GPU.
     """
-    from rich.console import Console
-
+    from autorag_dagster.cli.render import console, plan_table
     from autorag_dagster.ollama import OllamaClient, OllamaError
-    from autorag_dagster.ollama.planner import GIB, Gpu, PlanError, plan, plan_json, plan_table, query_gpu, read_models
+    from autorag_dagster.ollama.planner import GIB, Gpu, PlanError, plan, plan_json, query_gpu, read_models
     from autorag_dagster.ollama.planner import measure as measure_load
 
     settings = _settings()
@@ -155,7 +141,7 @@ def tune(
         if gpu is None:
             _fail("nvidia-smi is not installed here: give the card's memory in GiB, e.g. `autorag tune --vram-gb 24`.",
                   code=2)
-        with OllamaClient.from_settings(settings, request_retries=0) as client:
+        with OllamaClient.from_config(settings.ollama_config, request_retries=0) as client:
             llm, embedder = read_models(client, [settings.llm_model, settings.embed_model])
             result = plan(llm, embedder, gpu, kv_type=kv_type.value, whisper_bytes=round(whisper_gb * GIB),
                           margin_bytes=round(margin_gb * GIB), num_ctx=num_ctx, parallel=parallel)
@@ -165,7 +151,7 @@ def tune(
     if as_json:
         typer.echo(plan_json(result, measured))
         return
-    Console().print(plan_table(result, measured))
+    console.print(plan_table(result, measured))
     for line in result.reasoning:
         typer.echo(f"- {line}")
     if measured is not None:
@@ -188,76 +174,64 @@ def run(
     Uses the Ollama at AUTORAG_OLLAMA_BASE_URL, or starts the packaged local server when none
     answers. Results land under AUTORAG_DATA_DIR; exits 1 when any file or check failed.
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    from autorag_dagster.core.search import hits_table
-    from autorag_dagster.core.search import search as search_store
-    from autorag_dagster.core.store import SegmentStore
+    from autorag_dagster.cli import render
     from autorag_dagster.local_run import ensure_models, ollama_or_local_server, run_folder
-    from autorag_dagster.ollama import OllamaClient, OllamaError
+    from autorag_dagster.ollama import OllamaError
     from autorag_dagster.samples import write_sample
 
     settings = _settings()
-    console = Console()
-
-    def say(message: str) -> None:
-        console.print(f"[bold cyan]autorag[/] {escape(message)}")
-
     if folder is None:
-        folder = (settings.data_dir / "sample").resolve()
+        folder = settings.layout.sample_dir.resolve()
         try:
             sample = write_sample(folder)
         except RuntimeError as exc:
             _fail(str(exc))
-        say(f"No folder given: generated a {sample.duration_s:.0f} s sample meeting at {sample.path}")
+        render.say(f"No folder given: generated a {sample.duration_s:.0f} s sample meeting at {sample.path}")
     try:
-        with ollama_or_local_server(settings, say) as effective:
-            ensure_models(effective, say)
-            report = run_folder(folder, effective, say)
-            table = Table(title="Files")
-            for column in ("file", "result", "seconds"):
-                table.add_column(column)
-            for outcome in report.files:
-                table.add_row(outcome.key, "ok" if outcome.ok else "[red]FAILED[/]", f"{outcome.seconds:.1f}")
-            console.print(table)
-            for outcome in report.files:
-                if not outcome.ok:
-                    console.print(f"[red]{escape(outcome.key)}[/]: {escape(outcome.error)}")
-            data = effective.data_dir.resolve()
-            say(f"HTML pages:   {report.viz_index.resolve()}")
-            say(f"Exports:      {data / 'files'}  (one folder per file: JSON, SRT, VTT, RTTM, outline)")
-            if report.index_ok:
-                store = SegmentStore.for_model(effective.lancedb_location, effective.embed_model)
-                say(f"LanceDB:      {effective.lancedb_location}  (table {store.name}, {store.count()} rows)")
-                first = next(o.key for o in report.files if o.ok)
-                topics = (data / "files").glob("*/assets/topic_tree.json")
-                query = query or _first_topic_title(topics, first) or "what was decided"
-                with OllamaClient.from_settings(effective) as client:
-                    hits = search_store(store, query, embed=client.embed, k=3)
-                console.print(hits_table(hits, query=query))
-                if effective.embed_model != settings.embed_model:
-                    say(
-                        "Search again later with: .venv/bin/autorag ollama-serve & then "
-                        f"AUTORAG_EMBED_MODEL={effective.embed_model} .venv/bin/autorag search \"{query}\""
-                    )
-            say(f"Dagster storage: {report.dagster_home}  (open the UI with: make dev)")
-    except OllamaError as exc:
-        _fail(str(exc))
-    except FileNotFoundError as exc:
+        with ollama_or_local_server(settings, render.say) as effective:
+            ensure_models(effective, render.say, progress=render.pull_display)
+            report = run_folder(folder, effective, render.say)
+            _closing_summary(report, effective, settings, query)
+    except (OllamaError, FileNotFoundError) as exc:
         _fail(str(exc))
     if not report.ok:
         raise typer.Exit(1)
 
 
-def _first_topic_title(paths, key: str) -> str | None:
-    import json
+def _closing_summary(report, effective, settings, query: str | None) -> None:
+    """The main job's last words: each file's result, where the results are, one sample search."""
+    from autorag_dagster.cli import render
+    from autorag_dagster.core.search import search as search_store
+    from autorag_dagster.core.store import SegmentStore
+    from autorag_dagster.ollama import OllamaClient
 
-    for path in paths:
-        value = json.loads(path.read_text(encoding="utf-8"))["value"]
-        if value["key"] == key and value["nodes"]:
-            return value["nodes"][0]["title"] or None
-    return None
+    render.console.print(render.files_table(report.files))
+    render.failures(report.files)
+    layout = effective.layout
+    render.say(f"HTML pages:   {report.viz_index.resolve()}")
+    render.say(f"Exports:      {layout.files_dir.resolve()}  (one folder per file: JSON, SRT, VTT, RTTM, outline)")
+    if report.index_ok:
+        store = SegmentStore.for_model(layout.lancedb, effective.embed_model)
+        render.say(f"LanceDB:      {layout.lancedb}  (table {store.name}, {store.count()} rows)")
+        first = next(o.key for o in report.files if o.ok)
+        query = query or _first_topic_title(layout, first) or "what was decided"
+        with OllamaClient.from_config(effective.ollama_config) as client:
+            hits = search_store(store, query, embed=client.embed, k=3)
+        render.console.print(render.hits_table(hits, query=query))
+        if effective.embed_model != settings.embed_model:
+            render.say(
+                "Search again later with: .venv/bin/autorag ollama-serve & then "
+                f"AUTORAG_EMBED_MODEL={effective.embed_model} .venv/bin/autorag search \"{query}\""
+            )
+    render.say(f"Dagster storage: {report.dagster_home}  (open the UI with: make dev)")
+
+
+def _first_topic_title(layout, key: str) -> str | None:
+    try:
+        tree = layout.read_stored("topic_tree", key)
+    except (FileNotFoundError, ValueError):
+        return None
+    return (tree.nodes[0].title or None) if tree.nodes else None
 
 
 class SearchMode(str, Enum):
@@ -280,17 +254,16 @@ def search(
     The query is embedded with AUTORAG_EMBED_MODEL through Ollama (not needed for --mode text);
     rows come from that model's table in AUTORAG_LANCEDB_URI (default <data_dir>/lancedb).
     """
-    from rich.console import Console
-
-    from autorag_dagster.core.search import hits_json, hits_table
+    from autorag_dagster.cli.render import console, hits_table
+    from autorag_dagster.core.search import hits_json
     from autorag_dagster.core.search import search as search_store
     from autorag_dagster.core.store import SegmentStore, StoreError
     from autorag_dagster.ollama import OllamaClient, OllamaError
 
     settings = _settings()
     try:
-        store = SegmentStore.for_model(settings.lancedb_location, settings.embed_model)
-        with OllamaClient.from_settings(settings) as client:
+        store = SegmentStore.for_model(settings.layout.lancedb, settings.embed_model)
+        with OllamaClient.from_config(settings.ollama_config) as client:
             hits = search_store(
                 store,
                 query,
@@ -305,7 +278,7 @@ def search(
     if as_json:
         typer.echo(hits_json(hits))
     elif hits:
-        Console().print(hits_table(hits, query=query))
+        console.print(hits_table(hits, query=query))
     else:
         typer.echo("No hits.", err=True)
 

@@ -10,9 +10,7 @@ asset's metadata.
 
 from __future__ import annotations
 
-import gc
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from autorag_dagster.gpu.memory import release_memory
 from autorag_dagster.ollama.client import OllamaClient, canonical_name
 from autorag_dagster.ollama.errors import OllamaError, OllamaUnreachableError
 
@@ -29,14 +28,6 @@ IN_PROCESS_TENANTS = ("whisper", "diarizer")
 
 class TenancyError(RuntimeError):
     """A tenant was requested while another one holds the GPU, or the name is unknown."""
-
-
-def release_torch_memory() -> None:
-    """Collect garbage and empty the CUDA cache, if torch is already in use in this process."""
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class GpuTenancy:
@@ -132,7 +123,7 @@ class GpuTenancy:
                 self._record("evict_failed", name, started, model=self.client.llm_model, error=str(exc))
         started = time.monotonic()
         if name in IN_PROCESS_TENANTS:
-            release_torch_memory()
+            release_memory()
         self._record("release", name, started, held_s=round(started - held, 3))
 
     def timeline_markdown(self) -> str:

@@ -1,0 +1,3 @@
+from autorag_dagster.cli import app
+
+app()

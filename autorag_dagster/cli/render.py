@@ -1,0 +1,136 @@
+"""Everything the command line shows a person: rich tables, progress bars and status lines.
+
+The only module that draws: the core, the Ollama client and the planner return data, and the
+commands hand that data here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+from rich.table import Table
+from rich.text import Text
+
+from autorag_dagster.core.search import Hit
+from autorag_dagster.core.timefmt import clock
+from autorag_dagster.ollama.planner import GIB, Measured, Plan, gib
+from autorag_dagster.ollama.progress import PullProgress
+
+console = Console()
+
+
+def say(message: str) -> None:
+    """One status line of a long command."""
+    console.print(f"[bold cyan]autorag[/] {escape(message)}")
+
+
+@contextmanager
+def pull_display(model: str, console: Console | None = None) -> Iterator[Callable[[PullProgress], None]]:
+    """A rich bar per layer on a terminal, one line per new status otherwise."""
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        seen: set[str] = set()
+
+        def print_line(update: PullProgress) -> None:
+            if update.status not in seen:
+                seen.add(update.status)
+                console.print(f"{model}: {update.status}", highlight=False)
+
+        yield print_line
+        return
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=console) as bar:
+        layers: dict[str, TaskID] = {}
+
+        def update_bar(update: PullProgress) -> None:
+            if update.digest and update.total:
+                if update.digest not in layers:
+                    layers[update.digest] = bar.add_task(f"{model} {update.status}", total=update.total)
+                bar.update(layers[update.digest], completed=update.completed or 0)
+            else:
+                bar.console.print(f"{model}: {update.status}", highlight=False)
+
+        yield update_bar
+
+
+def hits_table(hits: Sequence[Hit], *, query: str = "") -> Table:
+    """Search hits for a terminal: file, time span, speakers, topic, text and score."""
+    table = Table(title=f"Results for {query!r}" if query else None, show_lines=True)
+    for column in ("#", "file", "time", "speakers", "topic", "text", "score"):
+        table.add_column(column, overflow="fold")
+    for rank, hit in enumerate(hits, 1):
+        cells = (
+            str(rank),
+            hit.file,
+            f"{clock(hit.start)}-{clock(hit.end)}",
+            ", ".join(hit.speakers),
+            f"{hit.path} {hit.title}".strip(),
+            hit.text,
+            f"{hit.score:.3f}",
+        )
+        table.add_row(*map(Text, cells))  # Text: transcript brackets are not rich markup
+    return table
+
+
+def plan_table(plan: Plan, measured: Measured | None = None) -> Table:
+    """``autorag tune``'s VRAM plan: the card, the budgets, the LLM's parts, the embedder."""
+    llm, embed, gpu = plan.llm, plan.embedder, plan.gpu
+    table = Table(title="VRAM plan")
+    table.add_column("item")
+    table.add_column("GiB", justify="right")
+    table.add_column("note")
+    rows = [("card", gpu.total_bytes, gpu.source)]
+    if gpu.free_bytes is not None:
+        rows.append(("free now", gpu.free_bytes, "nvidia-smi"))
+    rows += [
+        ("Whisper budget", -plan.whisper_bytes, "--whisper-gb"),
+        ("safety margin", -plan.margin_bytes, "--margin-gb"),
+        ("left for the LLM", plan.llm_budget_bytes, ""),
+        (f"{llm.model} weights", llm.weights_bytes, f"/api/tags size ({llm.weights_bytes / 1e9:.1f} GB)"),
+        ("KV cache", llm.kv_bytes, f"{llm.parallel} slots x {llm.num_ctx} tokens, {llm.kv_type}"),
+        ("overhead allowance", llm.overhead_bytes, "graph and buffers"),
+        ("LLM total", llm.total_bytes, f"{gib(plan.llm_budget_bytes - llm.total_bytes)} to spare"),
+        (f"{embed.model} alone", embed.total_bytes, "after the LLM is evicted"),
+    ]
+    if measured is not None:
+        rows.append(("measured (/api/ps)", measured.size_bytes, f"{measured.off_percent:+.1f}% vs the plan"))
+    for item, value, note in rows:
+        table.add_row(item, f"{value / GIB:.2f}", note)
+    return table
+
+
+def models_tables(base_url: str, required: dict[str, str], pulled: set[str], running, canonical) -> tuple[Table, Table]:
+    """``autorag models``: the required models (pulled or not) and what /api/ps lists as loaded."""
+    table = Table(title=f"Required models on {base_url}")
+    for column in ("role", "model", "pulled"):
+        table.add_column(column)
+    for role, model in required.items():
+        table.add_row(role, model, "yes" if canonical(model) in pulled else "NO")
+    loaded = Table(title="Loaded now (/api/ps)")
+    for column in ("model", "size (MB)", "VRAM (MB)", "context", "expires"):
+        loaded.add_column(column)
+    for m in running:
+        expires = m.expires_at.isoformat(timespec="seconds") if m.expires_at else "-"
+        loaded.add_row(m.name, f"{m.size / 1e6:.0f}", f"{m.size_vram / 1e6:.0f}", str(m.context_length or "-"), expires)
+    return table, loaded
+
+
+def files_table(outcomes) -> Table:
+    """The main job's result per file."""
+    table = Table(title="Files")
+    for column in ("file", "result", "seconds"):
+        table.add_column(column)
+    for outcome in outcomes:
+        table.add_row(Text(outcome.key), "ok" if outcome.ok else "[red]FAILED[/]", f"{outcome.seconds:.1f}")
+    return table
+
+
+def failures(outcomes) -> None:
+    for outcome in outcomes:
+        if not outcome.ok:
+            console.print(f"[red]{escape(outcome.key)}[/]: {escape(outcome.error)}")

@@ -1,0 +1,121 @@
+"""Where everything lives under the data directory: the one place that knows the layout.
+
+```
+<data>/
+  files/<folder for key>/          exports of one audio file (transcript, diarization, topics, outline, preview)
+  files/<folder for key>/assets/   the stored value of each asset for that file, as JSON
+  viz/index.html, viz/*.html       the HTML pages
+  lancedb/                         the LanceDB tables (unless AUTORAG_LANCEDB_URI points elsewhere)
+  cache/llm/                       LLM answers by content
+  dagster/                         Dagster's storage for the main job and `make dev`
+  sample/                          the generated sample meeting
+  localserve-models/               what the packaged server has pulled
+```
+
+Stored asset values are ``{"type": "<module>:<class>", "value": {...}}``; ``read_stored`` turns
+one back into its pydantic model. Only the project's own types are loaded: a stored file that
+names any other module is refused.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from autorag_dagster.core import atomic
+from autorag_dagster.core.keys import folder_name_for_key
+
+_OWN_MODULES = "autorag_dagster."
+
+
+class StoredValueError(ValueError):
+    """A stored asset value is missing, unreadable or names a type that is not the project's."""
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    root: Path
+    lancedb_uri: str | None = None
+
+    def __init__(self, root: str | Path, lancedb_uri: str | None = None):
+        object.__setattr__(self, "root", Path(root))
+        object.__setattr__(self, "lancedb_uri", lancedb_uri)
+
+    # --- per audio file -------------------------------------------------------------------------
+    @property
+    def files_dir(self) -> Path:
+        return self.root / "files"
+
+    def file_dir(self, key: str) -> Path:
+        """The folder that holds every artefact of one audio file."""
+        return self.files_dir / folder_name_for_key(key)
+
+    def stored_path(self, asset: str, key: str) -> Path:
+        """Where the value of ``asset`` for the partition ``key`` is stored."""
+        return self.file_dir(key) / "assets" / f"{asset}.json"
+
+    def stored_paths(self, asset: str) -> list[Path]:
+        """Every stored value of ``asset``, one per file that has one."""
+        return sorted(self.files_dir.glob(f"*/assets/{asset}.json"))
+
+    def write_stored(self, asset: str, key: str, value: BaseModel) -> Path:
+        cls = type(value)
+        payload = {"type": f"{cls.__module__}:{cls.__qualname__}", "value": value.model_dump(mode="json")}
+        return atomic.write_json(self.stored_path(asset, key), payload)
+
+    def read_stored(self, asset: str, key: str) -> BaseModel:
+        """The stored value of ``asset`` for ``key``; a clear error when there is none."""
+        path = self.stored_path(asset, key)
+        if not path.exists():
+            raise FileNotFoundError(f"No stored {asset} for {key!r} at {path}: materialise {asset} for this file first.")
+        return load_stored(path)
+
+    # --- shared folders ---------------------------------------------------------------------------
+    @property
+    def viz_dir(self) -> Path:
+        return self.root / "viz"
+
+    @property
+    def viz_index(self) -> Path:
+        return self.viz_dir / "index.html"
+
+    @property
+    def lancedb(self) -> str:
+        """The LanceDB URI: AUTORAG_LANCEDB_URI when set (s3://... works), else a folder here."""
+        return self.lancedb_uri or str(self.root / "lancedb")
+
+    @property
+    def llm_cache(self) -> Path:
+        """Content-addressed LLM answers: an unchanged file is re-materialised with no LLM call."""
+        return self.root / "cache" / "llm"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def sample_dir(self) -> Path:
+        return self.root / "sample"
+
+    @property
+    def localserve_models(self) -> Path:
+        return self.root / "localserve-models"
+
+
+def load_stored(path: Path) -> BaseModel:
+    """A stored value file back as its pydantic model (only the project's own types)."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        module, _, name = payload["type"].partition(":")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StoredValueError(f"{path} is not a stored asset value ({exc}); re-materialise the asset.") from exc
+    if not module.startswith(_OWN_MODULES):
+        raise StoredValueError(f"{path} names the type {payload['type']!r}, which is not one of this project's.")
+    cls = getattr(importlib.import_module(module), name, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        raise StoredValueError(f"{path} names the type {payload['type']!r}, which is not a stored value type.")
+    return cls.model_validate(payload["value"])

@@ -1,0 +1,156 @@
+"""The embedded Dagster runner: the project's definitions executed in this process.
+
+One home for what the main job (``autorag run``), the benchmark and the tests do with Dagster
+outside a deployment: open an instance (a folder of SQLite storage, or an ephemeral one),
+register audio files as partitions, run the per-file job for one file or for many in one run
+(stage by stage, each model loaded once), index the LanceDB table, and read back what a run
+did (failures with their messages, failed checks, step seconds, materialisation metadata).
+
+``DAGSTER_HOME`` is set only inside the ``with`` block and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetKey, DagsterEventType, DagsterInstance, Definitions, ExecuteInProcessResult
+
+from autorag_dagster.defs import build_definitions
+from autorag_dagster.defs.partitions import audio_files
+from autorag_dagster.settings import Settings
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+PER_FILE_JOB = "process_audio"
+
+
+@contextmanager
+def dagster_home(home: Path) -> Iterator[Path]:
+    """``DAGSTER_HOME`` pointing at ``home`` (created, telemetry off) for the block; restored after."""
+    home = Path(home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():  # embedded SQLite storage in this folder
+        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        if before is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = before
+
+
+def failure_text(result: ExecuteInProcessResult) -> str:
+    """Each failed step with its message, and each failed check; '' when all went well."""
+    lines = [
+        f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+        for event in result.all_events
+        if event.event_type == DagsterEventType.STEP_FAILURE
+    ]
+    failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
+    if failed:
+        lines.append(f"failed checks: {', '.join(failed)}")
+    return "\n".join(lines)
+
+
+def succeeded(result: ExecuteInProcessResult) -> bool:
+    """The run succeeded and every check that ran passed."""
+    return result.success and all(c.passed for c in result.get_asset_check_evaluations())
+
+
+def step_seconds(results: Iterable[ExecuteInProcessResult]) -> dict[str, float]:
+    """Wall seconds per step key (summed over the runs), from Dagster's STEP_SUCCESS events."""
+    seconds: dict[str, float] = {}
+    for result in results:
+        for event in result.all_events:
+            if event.event_type == DagsterEventType.STEP_SUCCESS:
+                duration = event.event_specific_data.duration_ms / 1000
+                seconds[event.step_key] = round(seconds.get(event.step_key, 0.0) + duration, 3)
+    return seconds
+
+
+def materialization_metadata(results: Iterable[ExecuteInProcessResult], asset: str) -> list[dict[str, Any]]:
+    """The metadata values of ``asset``'s materialisation in each run that has one."""
+    found = []
+    for result in results:
+        for event in result.all_events:
+            if event.event_type == DagsterEventType.ASSET_MATERIALIZATION and event.asset_key.path[-1] == asset:
+                metadata = event.step_materialization_data.materialization.metadata
+                found.append({name: value.value for name, value in metadata.items()})
+                break
+    return found
+
+
+@dataclass
+class EmbeddedDagster:
+    """The project's definitions and a Dagster instance in this process; use it as a context manager.
+
+    ``home`` is a folder for persistent storage (what ``make dev`` opens); without one the
+    instance is ephemeral (tests).
+    """
+
+    settings: Settings
+    home: Path | None = None
+    run_config: dict = field(default_factory=lambda: QUIET)
+    defs: Definitions = field(init=False)
+    instance: DagsterInstance = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.defs = build_definitions(self.settings)
+        self._exit: list = []
+
+    def __enter__(self) -> EmbeddedDagster:
+        if self.home is None:
+            self.instance = DagsterInstance.ephemeral()
+        else:
+            environment = dagster_home(self.home)
+            resolved = environment.__enter__()
+            self._exit.append(lambda: environment.__exit__(None, None, None))
+            self.instance = DagsterInstance.from_config(str(resolved))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.instance.dispose()
+        while self._exit:
+            self._exit.pop()()
+
+    # --- partitions and runs -------------------------------------------------------------------
+    def register(self, keys: Sequence[str]) -> list[str]:
+        """Add the files as partitions; returns the keys that were new."""
+        known = set(self.instance.get_dynamic_partitions(audio_files.name))
+        new = [k for k in dict.fromkeys(keys) if k not in known]
+        if new:
+            self.instance.add_dynamic_partitions(audio_files.name, new)
+        return new
+
+    def job(self, selection: Sequence[str] | None = None):
+        job = self.defs.resolve_job_def(PER_FILE_JOB)
+        return job if selection is None else job.get_subset(asset_selection={AssetKey(s) for s in selection})
+
+    def run_file(self, key: str, selection: Sequence[str] | None = None) -> ExecuteInProcessResult:
+        """Every per-file asset (or ``selection``) and its checks for one file, as one run."""
+        return self.job(selection).execute_in_process(
+            partition_key=key, instance=self.instance, raise_on_error=False, run_config=self.run_config
+        )
+
+    def run_files(self, keys: Sequence[str]) -> ExecuteInProcessResult:
+        """Every per-file asset and its checks for many files in ONE run, stage by stage (what a
+        single-run backfill launches): each model loads once for all of them."""
+        keys = sorted(keys)
+        tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+        return self.job().execute_in_process(
+            instance=self.instance, raise_on_error=False, run_config=self.run_config, tags=tags
+        )
+
+    def index(self) -> ExecuteInProcessResult:
+        """The unpartitioned LanceDB maintenance (full-text index, vector index, compaction)."""
+        job = self.defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey("lancedb_index")})
+        return job.execute_in_process(instance=self.instance, raise_on_error=False, run_config=self.run_config)
