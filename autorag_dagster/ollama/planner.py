@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 
-from autorag_dagster.ollama.client import canonical_name
+from autorag_dagster.ollama.names import canonical_name
 from autorag_dagster.ollama.errors import pull_commands
 
 if TYPE_CHECKING:
