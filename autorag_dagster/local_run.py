@@ -80,8 +80,6 @@ class FileOutcome:
     key: str
     ok: bool
     error: str = ""
-    seconds: float = 0.0
-    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,6 +88,10 @@ class RunReport:
     files: list[FileOutcome]
     index_ok: bool
     dagster_home: Path
+    runs: int = 0
+    seconds: float = 0.0
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    model_loads: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -101,33 +103,52 @@ class RunReport:
 
 
 def run_folder(folder: Path, settings: Settings, say: Say) -> RunReport:
-    """Materialise every asset (and its checks) for every audio file under ``folder``."""
+    """Materialise every asset (and its checks) for every audio file under ``folder``.
+
+    Files that do not open as audio are left out first (each named with the reason); the rest
+    go through the graph as one Dagster run, so each model loads once for the folder. A file
+    that fails inside a step fails alone: the others finish, and it is run again by itself.
+    """
     import time
 
+    from autorag_dagster.core.audio import AudioDecodeError, probe
     from autorag_dagster.core.keys import valid_keys
-    from autorag_dagster.runner import INFO, EmbeddedDagster, failure_text, step_seconds, succeeded
+    from autorag_dagster.runner import INFO, EmbeddedDagster, step_seconds
 
-    settings = settings.model_copy(update={"audio_dir": folder})
+    settings = settings.model_copy(update={"audio_dir": str(folder)})
     candidates, rejected = valid_keys(folder)
-    for exc in rejected:
-        say(f"Skipping: {exc}")
-    keys = [c.key for c in candidates]
-    if not keys:
+    outcomes = [FileOutcome(exc.key, False, f"{exc.reason}; rename or move the file.") for exc in rejected]
+    keys = []
+    for candidate in candidates:
+        try:
+            probe(Path(folder) / candidate.key)
+        except AudioDecodeError as exc:
+            outcomes.append(FileOutcome(candidate.key, False, f"{exc}. Replace the file or remove it from the folder."))
+        else:
+            keys.append(candidate.key)
+    if not candidates:
         raise FileNotFoundError(f"No audio files (wav, flac, mp3, m4a, ogg, opus, webm, mp4) under {folder}")
+    for outcome in outcomes:
+        say(f"Leaving out {outcome.key}: {outcome.error}")
 
-    outcomes = []
     home = settings.layout.dagster_home.resolve()
+    report = RunReport(settings, outcomes, False, home)
+    if not keys:
+        return report
+    started = time.perf_counter()
     with EmbeddedDagster(settings, home=home, run_config=INFO) as dagster:
         dagster.register(keys)
-        for number, key in enumerate(keys, 1):
-            say(f"[{number}/{len(keys)}] {key}")
-            started = time.perf_counter()
-            result = dagster.run_file(key)
-            elapsed = time.perf_counter() - started
-            error = failure_text(result) or ("" if result.success else "the run failed")
-            outcomes.append(FileOutcome(key, succeeded(result), error, elapsed, step_seconds([result])))
-        index_ok = False
-        if any(o.ok for o in outcomes):
+        say(f"Processing {len(keys)} file(s) in one run: each model loads once.")
+        folder_run = dagster.run_folder(keys)
+        for key in folder_run.keys:
+            error = folder_run.errors.get(key, "")
+            report.files.append(FileOutcome(key, not error, error))
+        if any(f.ok for f in report.files):
             say("Indexing the LanceDB table (full text, vectors, compaction) ...")
-            index_ok = dagster.index().success
-    return RunReport(settings, outcomes, index_ok, home)
+            report.index_ok = dagster.index().success
+    report.runs = len(folder_run.results)
+    report.seconds = round(time.perf_counter() - started, 2)
+    report.step_seconds = step_seconds(folder_run.results)
+    report.model_loads = folder_run.model_loads()
+    report.files.sort(key=lambda f: f.key)
+    return report

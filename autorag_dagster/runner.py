@@ -21,7 +21,7 @@ from typing import Any
 from dagster import AssetKey, DagsterEventType, DagsterInstance, Definitions, ExecuteInProcessResult
 
 from autorag_dagster.defs import build_definitions
-from autorag_dagster.defs.partitions import audio_files
+from autorag_dagster.defs.partitions import audio_files, range_tags
 from autorag_dagster.settings import Settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -89,6 +89,72 @@ def materialization_metadata(results: Iterable[ExecuteInProcessResult], asset: s
     return found
 
 
+def failed_files(result: ExecuteInProcessResult, keys: Sequence[str]) -> dict[str, str]:
+    """Why each of ``keys`` failed in ``result``: a step's per-file failures, a check's per-file
+    problems, and, for a failure that names no file (the model server is down), every file."""
+    failed: dict[str, str] = {}
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            data = event.event_specific_data
+            per_file = (data.user_failure_data.metadata.get("failed_files") if data.user_failure_data else None)
+            if per_file is not None:
+                for key, reason in per_file.value.items():
+                    failed.setdefault(key, f"{event.step_key}: {reason}")
+            else:
+                described = data.user_failure_data.description if data.user_failure_data else None
+                message = described or (data.error.message.strip() if data.error else "failed")
+                for key in keys:
+                    failed.setdefault(key, f"{event.step_key}: {message}")
+    for check in result.get_asset_check_evaluations():
+        if not check.passed and check.severity.value == "ERROR":
+            per_file = check.metadata.get("failed_files")
+            reasons = per_file.value if per_file is not None else {k: "failed" for k in keys}
+            for key, reason in reasons.items():
+                failed.setdefault(key, f"check {check.check_name}: {reason}")
+    return {k: v for k, v in failed.items() if k in keys}
+
+
+def materialized(result: ExecuteInProcessResult) -> dict[str, set[str]]:
+    """Which partitions of each asset the run materialised."""
+    done: dict[str, set[str]] = {}
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            done.setdefault(event.asset_key.path[-1], set()).add(event.partition)
+    return done
+
+
+@dataclass
+class FolderRun:
+    """What ``run_folder`` did: every run's result, and the files that failed (with why)."""
+
+    keys: list[str]
+    results: list[ExecuteInProcessResult] = field(default_factory=list)
+    failed_once: set[str] = field(default_factory=set)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> dict[str, bool]:
+        return {k: k not in self.errors or not self.errors[k] for k in self.keys}
+
+    def step_starts(self, step: str) -> int:
+        """How often ``step`` ran across the runs (each run loads its model once)."""
+        return sum(
+            1 for result in self.results for event in result.all_events
+            if event.event_type == DagsterEventType.STEP_START and event.step_key == step
+        )
+
+    def model_loads(self) -> dict[str, int]:
+        """Loads per model over the whole folder: Whisper and the diarizer once per step that ran,
+        the LLM as the topic stages counted them (0 when every answer came from the cache)."""
+        llm = sum(m.get("llm_loads", 0) for m in materialization_metadata(self.results, "topic_tree"))
+        return {
+            "whisper": self.step_starts("transcript"),
+            "diarizer": self.step_starts("diarization"),
+            "llm": llm,
+            "embedder": self.step_starts("embeddings"),
+        }
+
+
 @dataclass
 class EmbeddedDagster:
     """The project's definitions and a Dagster instance in this process; use it as a context manager.
@@ -141,14 +207,43 @@ class EmbeddedDagster:
             partition_key=key, instance=self.instance, raise_on_error=False, run_config=self.run_config
         )
 
-    def run_files(self, keys: Sequence[str]) -> ExecuteInProcessResult:
-        """Every per-file asset and its checks for many files in ONE run, stage by stage (what a
-        single-run backfill launches): each model loads once for all of them."""
-        keys = sorted(keys)
-        tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-        return self.job().execute_in_process(
+    def run_files(self, keys: Sequence[str], selection: Sequence[str] | None = None) -> ExecuteInProcessResult:
+        """Every per-file asset (or ``selection``) and its checks for many files in ONE run, stage by
+        stage (what a single-run backfill launches): each model loads once for all of them."""
+        tags = range_tags(self.instance, keys)
+        return self.job(selection).execute_in_process(
             instance=self.instance, raise_on_error=False, run_config=self.run_config, tags=tags
         )
+
+    def run_folder(self, keys: Sequence[str]) -> FolderRun:
+        """Every file through the whole graph in as few runs as can be: one run for all of them,
+        each model loaded once; when some files fail inside a step, the others go on from where
+        they stopped in one more run, and each failed file is run again alone, so its own run
+        says what went wrong. Returns each file's outcome and every run's result."""
+        outcome = FolderRun(keys=sorted(keys))
+        pending, remaining = list(outcome.keys), None  # None: every asset
+        while pending:
+            result = self.run_files(pending, remaining) if len(pending) > 1 else self.run_file(pending[0], remaining)
+            outcome.results.append(result)
+            failed = failed_files(result, pending)
+            outcome.failed_once |= set(failed)
+            done = materialized(result)
+            pending = [k for k in pending if k not in failed]
+            if not pending or succeeded(result):
+                break
+            remaining = [a for a in (remaining or self.per_file_assets) if a not in done or not set(pending) <= done[a]]
+            if not remaining:
+                break
+        for key in sorted(outcome.failed_once):
+            alone = self.run_file(key)
+            outcome.results.append(alone)
+            outcome.errors[key] = failed_files(alone, [key]).get(key) or ("" if succeeded(alone) else "the run failed")
+        return outcome
+
+    @property
+    def per_file_assets(self) -> list[str]:
+        graph = self.defs.resolve_asset_graph()
+        return [k.path[-1] for k in self.job().asset_layer.selected_asset_keys if graph.get(k).partitions_def]
 
     def index(self) -> ExecuteInProcessResult:
         """The unpartitioned LanceDB maintenance (full-text index, vector index, compaction)."""

@@ -205,9 +205,11 @@ def _closing_summary(report, effective, settings, query: str | None) -> None:
     from autorag_dagster.core.store import SegmentStore
     from autorag_dagster.ollama import OllamaClient
 
-    render.console.print(render.files_table(report.files))
-    render.failures(report.files)
     layout = effective.layout
+    render.console.print(render.files_table(report, _topic_rows(layout, report.files)))
+    render.failures(report.files)
+    if report.model_loads:
+        render.say(render.loads_line(report.model_loads))
     render.say(f"HTML pages:   {report.viz_index.resolve()}")
     render.say(f"Exports:      {layout.files_dir.resolve()}  (one folder per file: JSON, SRT, VTT, RTTM, outline)")
     if report.index_ok:
@@ -224,6 +226,22 @@ def _closing_summary(report, effective, settings, query: str | None) -> None:
                 f"AUTORAG_EMBED_MODEL={effective.embed_model} .venv/bin/autorag search \"{query}\""
             )
     render.say(f"Dagster storage: {report.dagster_home}  (open the UI with: make dev)")
+
+
+def _topic_rows(layout, outcomes) -> dict[str, dict]:
+    """Per file that has a topic tree: its node count and which stages fell back."""
+    rows = {}
+    for outcome in outcomes:
+        try:
+            tree = layout.read_stored("topic_tree", outcome.key)
+        except (FileNotFoundError, ValueError):
+            continue
+        fallbacks = getattr(tree, "fallbacks", {}) or {}
+        rows[outcome.key] = {
+            "nodes": sum(1 for _ in tree.walk()),
+            "fallbacks": ", ".join(f"{stage} {n}" for stage, n in fallbacks.items() if n) or "none",
+        }
+    return rows
 
 
 def _first_topic_title(layout, key: str) -> str | None:

@@ -120,17 +120,29 @@ def models_tables(base_url: str, required: dict[str, str], pulled: set[str], run
     return table, loaded
 
 
-def files_table(outcomes) -> Table:
-    """The main job's result per file."""
-    table = Table(title="Files")
-    for column in ("file", "result", "seconds"):
-        table.add_column(column)
-    for outcome in outcomes:
-        table.add_row(Text(outcome.key), "ok" if outcome.ok else "[red]FAILED[/]", f"{outcome.seconds:.1f}")
+def files_table(report, topic_rows: dict[str, dict] | None = None) -> Table:
+    """The main job's result per file: ok or why not, and its topic tree (nodes, fallbacks)."""
+    topic_rows = topic_rows or {}
+    table = Table(title=f"Files ({report.runs} Dagster run(s), {report.seconds:.0f} s)")
+    for column in ("file", "result", "topics", "fallbacks"):
+        table.add_column(column, overflow="fold")
+    for outcome in report.files:
+        row = topic_rows.get(outcome.key, {})
+        table.add_row(
+            Text(outcome.key),
+            "ok" if outcome.ok else "[red]FAILED[/]",
+            str(row.get("nodes", "-")),
+            Text(row.get("fallbacks", "-")),
+        )
     return table
 
 
+def loads_line(loads: dict[str, int]) -> str:
+    return "Model loads: " + ", ".join(f"{model} {count}" for model, count in loads.items())
+
+
 def failures(outcomes) -> None:
+    """One plain sentence per failed file, saying what to do."""
     for outcome in outcomes:
         if not outcome.ok:
             console.print(f"[red]{escape(outcome.key)}[/]: {escape(outcome.error)}")

@@ -29,7 +29,12 @@ def result(problems_by_file: Mapping[str, list[str]]) -> AssetCheckResult:
         passed=not failed,
         severity=AssetCheckSeverity.ERROR,
         description=None if not failed else f"{len(failed)} file(s) failed:\n{text}",
-        metadata={"files_checked": len(problems_by_file), "problems": MetadataValue.md(text or "none")},
+        metadata={
+            "files_checked": len(problems_by_file),
+            "problems": MetadataValue.md(text or "none"),
+            # Per file, for programs: one check result covers every file of a multi-file run.
+            "failed_files": MetadataValue.json({key: "; ".join(problems) for key, problems in failed.items()}),
+        },
     )
 
 
