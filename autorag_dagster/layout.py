@@ -94,6 +94,11 @@ class DataLayout:
         return self.root / "cache" / "llm"
 
     @property
+    def source_hashes(self) -> Path:
+        """sha256 of the audio files by size and mtime (``core.hashes.HashIndex``)."""
+        return self.root / "cache" / "source-hashes.json"
+
+    @property
     def dagster_home(self) -> Path:
         return self.root / "dagster"
 

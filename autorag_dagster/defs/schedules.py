@@ -1,32 +1,35 @@
-"""The nightly backfill: every audio file whose results are missing or stale, as one backfill.
+"""The nightly backfill: every audio file whose results are missing or stale, as one run.
 
-Stale means the source changed (its sha256 differs from the one ``audio`` recorded) or an
-asset's ``code_version`` changed since that file was materialised. With the assets'
-single-run backfill policy the backfill executes as one run, stage by stage, so each model
-loads once for all files.
+Stale means the source changed (its sha256 differs from the one ``audio`` recorded; a file is
+hashed again only when its size or mtime changed) or an asset's ``code_version`` changed since
+that file was materialised. The run covers exactly the stale files as one partition range
+(``partitions.range_tags``), stage by stage, so each model loads once for all of them.
 """
 
 from dagster import (
     AssetRecordsFilter,
     DefaultScheduleStatus,
+    RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
     schedule,
 )
 
-from autorag_dagster.core.audio import AudioDecodeError, probe, sha256_file
+from autorag_dagster.core.audio import AudioDecodeError, probe
+from autorag_dagster.core.hashes import HashIndex
 from autorag_dagster.core.keys import validate_key, valid_keys
-from autorag_dagster.defs.backfill import launch_backfill
 from autorag_dagster.defs.jobs import process_audio
-from autorag_dagster.defs.partitions import audio_files
+from autorag_dagster.defs.partitions import audio_files, range_tags
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.defs.sensors import ollama_readiness_skip_reason
 
 CODE_VERSION_TAG = "dagster/code_version"
 
 
-def stale_reasons(context: ScheduleEvaluationContext, storage: StorageResource, keys: list[str]) -> dict[str, str]:
+def stale_reasons(
+    context: ScheduleEvaluationContext, storage: StorageResource, keys: list[str], hashes: HashIndex
+) -> dict[str, str]:
     """For each key that needs work, why: missing, source changed, or code changed."""
     graph = context.repository_def.asset_graph
     per_file_assets = [k for k in process_audio.selection.resolve(graph)]
@@ -53,7 +56,7 @@ def stale_reasons(context: ScheduleEvaluationContext, storage: StorageResource, 
             else:
                 recorded_sha = storage.layout.read_stored("audio", key).sha256
                 source = validate_key(storage.audio_dir, key)
-                if sha256_file(source) != recorded_sha:
+                if hashes.sha256(source) != recorded_sha:
                     reasons[key] = "source file changed"
     return reasons
 
@@ -66,7 +69,7 @@ def nightly_backfill_schedule(cron: str) -> ScheduleDefinition:
         cron_schedule=cron,
         job=process_audio,
         default_status=DefaultScheduleStatus.STOPPED,
-        description="Nightly: one backfill of every audio file whose results are missing or stale.",
+        description="Nightly: one run over every audio file whose results are missing or stale.",
     )
     def nightly_backfill(context: ScheduleEvaluationContext, storage: StorageResource, ollama: OllamaResource):
         return evaluate_nightly_backfill(context, storage, ollama)
@@ -74,7 +77,11 @@ def nightly_backfill_schedule(cron: str) -> ScheduleDefinition:
     return nightly_backfill
 
 
-def evaluate_nightly_backfill(context: ScheduleEvaluationContext, storage: StorageResource, ollama: OllamaResource):
+def evaluate_nightly_backfill(
+    context: ScheduleEvaluationContext, storage: StorageResource, ollama: OllamaResource
+) -> RunRequest | SkipReason:
+    """One run over every stale file, stage by stage (each model loads once), even when the
+    stale files are not neighbours in the partition order; unreadable files are left out."""
     skip = ollama_readiness_skip_reason(ollama)
     if skip is not None:
         return skip
@@ -86,9 +93,11 @@ def evaluate_nightly_backfill(context: ScheduleEvaluationContext, storage: Stora
     if new := [k for k in keys if k not in known]:
         context.instance.add_dynamic_partitions(audio_files.name, new)
 
-    reasons = stale_reasons(context, storage, keys)
-    # A file that does not even open as audio would fail the whole single run of the backfill:
-    # it is left out (and named) so that every other file gets its results.
+    hashes = HashIndex(storage.layout.source_hashes)
+    reasons = stale_reasons(context, storage, keys, hashes)
+    hashes.save()
+    # A file that does not even open as audio would fail the whole single run: it is left out
+    # (and named) so that every other file gets its results.
     unreadable = {}
     for key in list(reasons):
         try:
@@ -96,21 +105,20 @@ def evaluate_nightly_backfill(context: ScheduleEvaluationContext, storage: Stora
         except AudioDecodeError as exc:
             unreadable[key] = str(exc)
             del reasons[key]
-            context.log.warning(f"Left out of the backfill: {exc}")
+            context.log.warning(f"Left out of the nightly run: {exc}")
     left_out = f" Left out, unreadable: {'; '.join(unreadable.values())}" if unreadable else ""
     if not reasons:
         return SkipReason(
             f"All {len(keys) - len(unreadable)} readable audio file(s) in {storage.audio_dir} are up to date.{left_out}"
         )
-    graph = context.repository_def.asset_graph
-    backfill_id = launch_backfill(
-        context.instance,
-        graph,
-        partition_keys=sorted(reasons),
-        assets=sorted(process_audio.selection.resolve(graph), key=str),
-        title=f"Nightly backfill of {len(reasons)} audio file(s)",
-        description="\n".join(f"{k}: {why}" for k, why in sorted(reasons.items())),
-        tags={"autorag/trigger": "nightly_backfill"},
+    stale = sorted(reasons)
+    context.log.info(f"{len(stale)} stale file(s), {hashes.hashed} hashed: " + "; ".join(
+        f"{k} ({why})" for k, why in sorted(reasons.items())[:20]) + left_out)
+    return RunRequest(
+        run_key=None,
+        tags={
+            **range_tags(context.instance, stale),
+            "autorag/trigger": "nightly_backfill",
+            "autorag/stale": "; ".join(f"{k}: {why}" for k, why in sorted(reasons.items()))[:4000],
+        },
     )
-    listed = "; ".join(f"{k} ({why})" for k, why in sorted(reasons.items())[:20])
-    return SkipReason(f"Launched backfill {backfill_id} for {len(reasons)} file(s): {listed}.{left_out}")

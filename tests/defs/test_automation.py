@@ -11,6 +11,7 @@ import pytest
 from dagster import (
     AssetKey,
     AssetMaterialization,
+    RunRequest,
     instance_for_test,
     SensorResult,
     SkipReason,
@@ -25,6 +26,7 @@ from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.defs.sensors import audio_folder_sensor
 from autorag_dagster.core.audio import sha256_file
+from autorag_dagster.core.hashes import HashIndex
 from autorag_dagster.settings import load_settings
 from tests.speech import SAMPLE_RATE, write_wav
 
@@ -130,15 +132,16 @@ def test_sensor_reports_an_unreachable_server(instance, folder, tmp_path):
     assert "127.0.0.1:9" in result.skip_message
 
 
-def test_nightly_backfill_selects_missing_and_stale_files_as_one_backfill(instance, folder, tmp_path, local_ollama):
+def test_nightly_backfill_selects_missing_and_stale_files_as_one_run(instance, folder, tmp_path, local_ollama):
     settings = load_settings(ollama_base_url=local_ollama.url, audio_dir=folder, data_dir=tmp_path / "data")
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     per_file = process_audio.selection.resolve(graph)
-    for hz, name in enumerate(("fresh.wav", "never.wav", "old-code.wav", "edited.wav"), start=3):
+    names = [f"{n}.wav" for n in range(1, 7)]
+    for hz, name in enumerate(names, start=3):
         tone(folder / name, 110.0 * hz)
     write(folder / "broken.wav", b"RIFF" + b"\x00" * 64)  # never materialised, and not audio
-    instance.add_dynamic_partitions(audio_files.name, ["fresh.wav", "old-code.wav", "edited.wav"])
+    instance.add_dynamic_partitions(audio_files.name, [n for n in names if n != "3.wav"])
 
     def materialised(key: str, versions: dict[AssetKey, str | None]):
         for asset_key in per_file:
@@ -152,33 +155,37 @@ def test_nightly_backfill_selects_missing_and_stale_files_as_one_backfill(instan
         )
         settings.layout.write_stored("audio", key, info)
 
-    materialised("fresh.wav", {})
-    materialised("old-code.wav", {AssetKey("transcript"): "transcript-0"})
-    materialised("edited.wav", {})
-    tone(folder / "edited.wav", 999.0)
+    # Stale: 1 (code changed), 3 (never materialised), 5 (source edited); fresh: 2, 4, 6.
+    for name in ("2.wav", "4.wav", "6.wav", "5.wav"):
+        materialised(name, {})
+    materialised("1.wav", {AssetKey("transcript"): "transcript-0"})
+    tone(folder / "5.wav", 999.0)
 
     res = {"storage": StorageResource.from_settings(settings), "ollama": OllamaResource.from_settings(settings)}
     repo = defs.get_repository_def()
     nightly_backfill = defs.get_schedule_def("nightly_backfill")
     with build_schedule_context(instance=instance, repository_def=repo, resources=res) as ctx:
-        result = nightly_backfill(ctx)
-    assert isinstance(result, SkipReason) and "Launched backfill" in result.skip_message
-    backfills = instance.get_backfills()
-    assert len(backfills) == 1
-    subset = backfills[0].asset_backfill_data.target_subset
-    targeted = {pk for ak in per_file for pk in subset.get_partitions_subset(ak).get_partition_keys()}
-    assert targeted == {"never.wav", "old-code.wav", "edited.wav"}
-    assert "never.wav" in instance.get_dynamic_partitions(audio_files.name)
-    assert "code changed" in backfills[0].description and "source file changed" in backfills[0].description
-    assert "broken.wav" in result.skip_message and "Left out, unreadable" in result.skip_message
+        request = nightly_backfill(ctx)
+    assert isinstance(request, RunRequest), request
+    first, last = request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]
+    order = list(instance.get_dynamic_partitions(audio_files.name))
+    covered = order[order.index(first) : order.index(last) + 1]
+    assert covered == ["1.wav", "3.wav", "5.wav"]  # one run, exactly the stale files
+    assert set(order) >= {*names}  # every file is still a partition
+    stale = request.tags["autorag/stale"]
+    assert "code changed" in stale and "never materialised" in stale and "source file changed" in stale
+    assert "broken.wav" not in stale
 
-    # Nothing stale: no second backfill.
-    for key in ("never.wav", "old-code.wav", "edited.wav"):
+    # Nothing stale: no run; the unchanged files are not read again to hash them.
+    for key in ("1.wav", "3.wav", "5.wav"):
         materialised(key, {})
     with build_schedule_context(instance=instance, repository_def=repo, resources=res) as ctx:
         again = nightly_backfill(ctx)
-    assert "up to date" in again.skip_message
-    assert len(instance.get_backfills()) == 1
+    assert isinstance(again, SkipReason) and "up to date" in again.skip_message
+    assert "broken.wav" in again.skip_message and "Left out, unreadable" in again.skip_message
+    index = HashIndex(settings.layout.source_hashes)
+    assert len(json.loads(settings.layout.source_hashes.read_text())) == 6
+    assert [index.sha256(folder / n) for n in names] and index.hashed == 0
 
 
 def test_the_backfill_cron_comes_from_the_settings_given_to_build_definitions(tmp_path):
