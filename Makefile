@@ -1,6 +1,6 @@
-# Two entry points on a fresh machine: `make run` (the main job) and `make test`.
+# Two entry points on a fresh machine: `make run` (the main job) and `make test` (`make lint` for style).
 # Both set everything up first (system packages, .venv, the project): scripts/setup.sh.
-.PHONY: setup run dev test
+.PHONY: setup run dev test lint
 VENV := .venv/bin
 
 setup:
@@ -18,3 +18,8 @@ dev: setup
 
 test: setup
 	$(VENV)/python -m pytest
+
+# Style and lint (ruff, configured in pyproject.toml): what CI checks before the tests.
+lint: setup
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .

@@ -1,13 +1,16 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures shared by every test folder; the fixture plugins in tests/support are registered here, once."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.support.speech import THREE_SPEAKERS, TWO_SPEAKERS, Conversation, synthesize
+
+# local_ollama_factory, local_ollama, local_ollama_process, local_ollama_client
+pytest_plugins = ["tests.support.localserve_fixtures"]
+
+
 # --- speech fixtures: espeak-ng conversations with known speakers, text and turn times ------
-from tests.speech import THREE_SPEAKERS, TWO_SPEAKERS, Conversation, synthesize
-
-
 @pytest.fixture(scope="session")
 def two_speakers(tmp_path_factory) -> Conversation:
     """About 27 s: two clearly different voices, six alternating turns."""

@@ -11,7 +11,7 @@ from autorag_dagster.core.audio import load_samples, prepare_audio
 from autorag_dagster.core.diarize import ResemblyzerDiarizer
 from autorag_dagster.core.transcribe import Transcriber, Transcription
 from autorag_dagster.core.types import AudioInfo, Diarization
-from tests.speech import Conversation
+from tests.support.speech import Conversation
 
 
 @dataclass(frozen=True)

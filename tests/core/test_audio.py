@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from autorag_dagster.core.audio import PCM_FILENAME, AudioDecodeError, decode, load_samples, prepare_audio
-from tests.speech import convert, write_wav
+from tests.support.speech import convert, write_wav
 
 # (extension, ffmpeg arguments, expected codec, source rate, source channels)
 FORMATS = {

@@ -14,8 +14,8 @@ from autorag_dagster.core.diarize import (
     make_diarizer,
 )
 from autorag_dagster.settings import load_settings
-from tests.core.pyannote_local import build_random_pipeline
-from tests.speech import SAMPLE_RATE, VOICES, convert, speak
+from tests.support.pyannote_local import build_random_pipeline
+from tests.support.speech import SAMPLE_RATE, VOICES, convert, speak
 
 
 def annotation(spans) -> Annotation:

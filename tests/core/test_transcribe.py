@@ -12,7 +12,7 @@ from autorag_dagster.core.transcribe import (
     resolve_model,
 )
 from autorag_dagster.settings import load_settings
-from tests.core.wer import word_error_rate
+from tests.support.wer import word_error_rate
 
 
 def test_packaged_model_resolves_inside_site_packages():

@@ -6,8 +6,7 @@ import shutil
 
 from dagster import DagsterEventType
 
-from tests.defs.conftest import run_range
-from tests.defs.test_speech_assets import failure_text
+from tests.support.dagster_runs import failure_text, run_range
 
 
 def metadata_of(result, asset: str):

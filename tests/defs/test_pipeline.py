@@ -9,7 +9,7 @@ from dagster import DagsterEventType
 
 from autorag_dagster.core.search import search
 from autorag_dagster.core.store import SegmentStore
-from tests.defs.test_speech_assets import failure_text
+from tests.support.dagster_runs import failure_text
 
 CHECKS = {
     "audio_is_decoded", "transcript_words_valid", "diarization_turns_valid", "speaker_words_attributed",

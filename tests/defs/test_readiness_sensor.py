@@ -8,7 +8,6 @@ from dagster import SkipReason, build_sensor_context
 
 from autorag_dagster.defs.resources import OllamaResource
 from autorag_dagster.defs.sensors import ollama_models_ready, ollama_readiness_skip_reason
-from autorag_dagster.localserve.pytest_fixtures import local_ollama_factory  # noqa: F401
 from autorag_dagster.settings import load_settings
 
 
@@ -18,7 +17,7 @@ def evaluate(resource: OllamaResource) -> SkipReason:
     return result
 
 
-def test_missing_models_skip_with_their_names_and_the_pull_command(local_ollama_factory):  # noqa: F811
+def test_missing_models_skip_with_their_names_and_the_pull_command(local_ollama_factory):
     server = local_ollama_factory(pulled=["nomic-embed-text"])
     resource = OllamaResource(ollama_base_url=server.url, llm_model="gemma4:latest", embed_model="nomic-embed-text")
 
@@ -30,7 +29,7 @@ def test_missing_models_skip_with_their_names_and_the_pull_command(local_ollama_
     assert ollama_readiness_skip_reason(resource) is not None
 
 
-def test_all_models_pulled_reports_ready(local_ollama_factory):  # noqa: F811
+def test_all_models_pulled_reports_ready(local_ollama_factory):
     server = local_ollama_factory(pulled=["gemma4:latest", "nomic-embed-text:latest"])
     # "nomic-embed-text" and "nomic-embed-text:latest" are the same model.
     resource = OllamaResource(ollama_base_url=server.url, llm_model="gemma4", embed_model="nomic-embed-text")

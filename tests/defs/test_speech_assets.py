@@ -6,15 +6,9 @@ import shutil
 
 from dagster import DagsterEventType
 
+from tests.support.dagster_runs import failure_text
+
 SPEECH = ["audio", "transcript", "diarization", "speaker_transcript"]
-
-
-def failure_text(result) -> str:
-    return "\n".join(
-        str(e.event_specific_data.error.message) + str(e.event_specific_data.error.cause or "")
-        for e in result.all_events
-        if e.event_type == DagsterEventType.STEP_FAILURE
-    )
 
 
 def test_good_file_materialises_with_checks_and_bad_files_fail_alone(pipeline, two_speakers):

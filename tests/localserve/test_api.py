@@ -8,7 +8,8 @@ from datetime import datetime
 import ollama
 import pytest
 
-from .helpers import EMBED, LLM, SMALL, chat_body, ndjson
+from tests.support.localserve_http import SMALL, chat_body, ndjson
+from tests.support.models import EMBED, LLM
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 BUSY = "server busy, please try again.  maximum pending requests exceeded"

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
-from .helpers import EMBED, LLM, chat_body
+from tests.support.localserve_http import chat_body
+from tests.support.models import EMBED, LLM
 
 
 class Kind(StrEnum):

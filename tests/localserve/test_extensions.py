@@ -8,8 +8,8 @@ import ollama
 import pytest
 
 from autorag_dagster.localserve import ConfigError, ServerConfig
-
-from .helpers import LLM, chat_body
+from tests.support.localserve_http import chat_body
+from tests.support.models import LLM
 
 
 def content(http, text: str, **extra) -> str:

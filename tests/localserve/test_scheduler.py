@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from autorag_dagster.localserve import max_in_flight
-
-from .helpers import EMBED, LLM, SMALL, chat_body, post_concurrently, wait_for
+from tests.support.localserve_http import SMALL, chat_body, post_concurrently, wait_for
+from tests.support.models import EMBED, LLM
 
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
 EMBED_NAME = "nomic-embed-text:latest"

@@ -8,15 +8,12 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from autorag_dagster.localserve import LocalServer
-from autorag_dagster.localserve.pytest_fixtures import local_ollama_factory  # noqa: F401
 from autorag_dagster.ollama import OllamaClient
-
-LLM = "gemma4:latest"
-EMBED = "nomic-embed-text"
+from tests.support.ollama_clients import make_client
 
 
 @pytest.fixture
-def start_server(local_ollama_factory) -> Callable[..., LocalServer]:  # noqa: F811
+def start_server(local_ollama_factory) -> Callable[..., LocalServer]:
     """Start a server: 8 slots, one resident model, both models pulled, 50 ms per request."""
 
     def start(**overrides) -> LocalServer:
@@ -28,14 +25,6 @@ def start_server(local_ollama_factory) -> Callable[..., LocalServer]:  # noqa: F
 @pytest.fixture
 def server(start_server) -> LocalServer:
     return start_server()
-
-
-def make_client(url: str, **overrides) -> OllamaClient:
-    options = dict(
-        llm_model=LLM, embed_model=EMBED, num_ctx=8192, keep_alive="5m", timeout=30,
-        request_retries=2, validation_retries=2, max_concurrency=8, backoff_s=0.05,
-    )
-    return OllamaClient(url, **{**options, **overrides})
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from autorag_dagster.cli import app
 from autorag_dagster.settings import get_settings
-from tests.ollama.conftest import EMBED, LLM, make_client
+from tests.support.models import EMBED, LLM
+from tests.support.ollama_clients import make_client
 
 
 @pytest.fixture

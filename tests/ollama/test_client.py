@@ -20,7 +20,8 @@ from autorag_dagster.ollama import (
     PullProgress,
 )
 from autorag_dagster.cli.render import pull_display
-from tests.ollama.conftest import EMBED, LLM, make_client
+from tests.support.models import EMBED, LLM
+from tests.support.ollama_clients import make_client
 
 
 class NodeSummary(BaseModel):

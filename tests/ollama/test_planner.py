@@ -28,7 +28,8 @@ from autorag_dagster.ollama.planner import (
     trade_down,
 )
 from autorag_dagster.settings import get_settings
-from tests.ollama.conftest import EMBED, make_client
+from tests.support.models import EMBED
+from tests.support.ollama_clients import make_client
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

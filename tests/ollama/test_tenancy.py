@@ -6,7 +6,8 @@ import pytest
 from pydantic import BaseModel
 
 from autorag_dagster.gpu import GpuTenancy, TenancyError
-from tests.ollama.conftest import EMBED, LLM, make_client
+from tests.support.models import EMBED, LLM
+from tests.support.ollama_clients import make_client
 
 
 class Title(BaseModel):

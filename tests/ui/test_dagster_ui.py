@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from tests.ui.conftest import DagsterDev, wait_for
+from tests.support.dagster_dev import DagsterDev, wait_for
 
 ASSET_PARENTS = {
     "audio": set(),

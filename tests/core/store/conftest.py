@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from tests.core.store.search_corpus import CORPUS, build_file
 
 from autorag_dagster.core.types import SpeakerTranscript, TopicTree
+from tests.support.search_corpus import CORPUS, build_file
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ from autorag_dagster.cli.render import hits_table
 from autorag_dagster.core.search import Hit, hits_json, search, where_clause
 from autorag_dagster.core.store import SegmentStore, StoreError, embed_records
 from autorag_dagster.core.timefmt import clock
-
-from tests.core.store.search_corpus import QUERIES
+from tests.support.search_corpus import QUERIES
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,8 @@ import pytest
 from autorag_dagster.core.types import SpeakerTranscript
 from autorag_dagster.localserve import LocalServer
 from autorag_dagster.ollama import OllamaClient
-from tests.core.topics.synthetic import TEN_MINUTES, make_transcript
-
-LLM = "gemma4:latest"
-EMBED = "nomic-embed-text"
+from tests.support.models import EMBED, LLM
+from tests.support.synthetic_transcripts import TEN_MINUTES, make_transcript
 
 
 @pytest.fixture
@@ -28,7 +26,11 @@ def start_server(tmp_path) -> Iterator[Callable[..., LocalServer]]:
 
         def start(**overrides) -> LocalServer:
             options = dict(
-                num_parallel=8, max_loaded_models=1, models_dir=tmp_path / "models", pulled=[LLM, EMBED], delay=0.05,
+                num_parallel=8,
+                max_loaded_models=1,
+                models_dir=tmp_path / "models",
+                pulled=[LLM, EMBED],
+                delay=0.05,
             )
             return stack.enter_context(LocalServer(**{**options, **overrides}))
 
@@ -46,8 +48,15 @@ def make_client() -> Iterator[Callable[..., OllamaClient]]:
 
         def make(url: str, **overrides) -> OllamaClient:
             options = dict(
-                llm_model=LLM, embed_model=EMBED, num_ctx=8192, keep_alive="5m", timeout=30, request_retries=2,
-                validation_retries=2, max_concurrency=8, backoff_s=0.01,
+                llm_model=LLM,
+                embed_model=EMBED,
+                num_ctx=8192,
+                keep_alive="5m",
+                timeout=30,
+                request_retries=2,
+                validation_retries=2,
+                max_concurrency=8,
+                backoff_s=0.01,
             )
             return stack.enter_context(OllamaClient(url, **{**options, **overrides}))
 

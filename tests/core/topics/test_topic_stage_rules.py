@@ -7,7 +7,7 @@ from autorag_dagster.core.topics.buckets import build_view, render_lines, tokens
 from autorag_dagster.core.topics.stages import FileContext, TopicConfig, worth_splitting
 from autorag_dagster.core.topics.tree import nodes_for
 from autorag_dagster.core.types import SpeakerTranscript
-from tests.core.topics.synthetic import TEN_MINUTES, make_transcript
+from tests.support.synthetic_transcripts import TEN_MINUTES, make_transcript
 
 
 def context(transcript: SpeakerTranscript) -> FileContext:

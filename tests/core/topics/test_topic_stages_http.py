@@ -11,8 +11,8 @@ from autorag_dagster.core.topics.buckets import build_view
 from autorag_dagster.core.types import SpeakerTranscript
 from autorag_dagster.localserve import max_in_flight
 from autorag_dagster.ollama import GpuTenancy, ModelNotFoundError, OllamaTimeoutError
-from tests.core.topics.conftest import LLM
-from tests.core.topics.synthetic import make_transcript
+from tests.support.models import LLM
+from tests.support.synthetic_transcripts import make_transcript
 
 CHAPTERS = "divide the recording into chapters"
 SECTIONS = "divide the section into sub-sections"

@@ -10,7 +10,7 @@ from playwright.sync_api import sync_playwright
 
 from autorag_dagster.core.types import SpeakerTranscript, TopicNode, TopicTree, Utterance
 from autorag_dagster.core.viz import page_relpath, render_page, write_index, write_page, write_preview_png
-from tests.core.store.search_corpus import build_file
+from tests.support.search_corpus import build_file
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [

@@ -1,4 +1,4 @@
-"""Helpers shared by the local server's tests."""
+"""HTTP helpers for the local server's tests: request bodies, NDJSON streams, concurrent posts."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import httpx
 
-LLM = "gemma4:latest"
-EMBED = "nomic-embed-text"
+from tests.support.models import LLM
+
 SMALL = "tiny-chat"  # completion only: no thinking, not pulled by default
 
 

@@ -1,6 +1,5 @@
-"""Pytest fixtures that run the local Ollama-compatible server; import them in a conftest:
-
-    from autorag_dagster.localserve.pytest_fixtures import local_ollama, local_ollama_factory  # noqa: F401
+"""Pytest fixtures that run the local Ollama-compatible server; a plugin registered once in
+``tests/conftest.py`` (``pytest_plugins``), so every test folder can ask for them by name:
 
 - ``local_ollama_factory(**overrides)`` starts an in-process server (stopped after the test);
   defaults: 8 slots, the default models pulled into a temporary models directory.
@@ -18,7 +17,7 @@ from typing import Any
 import ollama
 import pytest
 
-from .handle import LocalServer, SpawnedServer
+from autorag_dagster.localserve import LocalServer, SpawnedServer
 
 DEFAULT_MODELS = ("gemma4:latest", "nomic-embed-text:latest")
 # Every setting the environment could change is explicit, so tests do not depend on OLLAMA_* variables.
