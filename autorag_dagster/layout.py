@@ -8,6 +8,7 @@
   lancedb/                         the LanceDB tables (unless AUTORAG_LANCEDB_URI points elsewhere)
   cache/llm/                       LLM answers by content
   dagster/                         Dagster's storage for the main job and `make dev`
+  logs/runs.log                    the main job's step logs
   sample/                          the generated sample meeting
   localserve-models/               what the packaged server has pulled
 ```
@@ -101,6 +102,11 @@ class DataLayout:
     @property
     def dagster_home(self) -> Path:
         return self.root / "dagster"
+
+    @property
+    def run_log(self) -> Path:
+        """Dagster's step logs of the main job's runs (the console shows progress and a summary)."""
+        return self.root / "logs" / "runs.log"
 
     @property
     def sample_dir(self) -> Path:

@@ -32,12 +32,20 @@ def ollama_answers(base_url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def packaged(settings: Settings, base_url: str | None = None) -> Settings:
+    """``settings`` with the packaged models (and the packaged server's URL when given)."""
+    update = {"llm_model": PACKAGED_LLM, "embed_model": PACKAGED_EMBED, "max_concurrency": 2}
+    return settings.model_copy(update={**update, **({"ollama_base_url": base_url} if base_url else {})})
+
+
 @contextmanager
-def ollama_or_local_server(settings: Settings, say: Say) -> Iterator[Settings]:
+def ollama_or_local_server(settings: Settings, say: Say, *, own_port: bool = False) -> Iterator[Settings]:
     """``settings`` as they are when an Ollama answers; otherwise the packaged local server.
 
-    The local server listens where AUTORAG_OLLAMA_BASE_URL points when that is this machine,
-    serves ``smollm2:135m`` and ``all-minilm``, and stops when the block ends.
+    The local server serves ``smollm2:135m`` and ``all-minilm`` from the models folder under the
+    data directory (so what one command pulled, the next finds), listens where
+    AUTORAG_OLLAMA_BASE_URL points when that is this machine (on a free port with
+    ``own_port``), and stops when the block ends.
     """
     if ollama_answers(settings.ollama_base_url):
         say(f"Using the Ollama server at {settings.ollama_base_url} ({settings.llm_model}, {settings.embed_model}).")
@@ -47,7 +55,7 @@ def ollama_or_local_server(settings: Settings, say: Say) -> Iterator[Settings]:
 
     url = urlparse(settings.ollama_base_url)
     local = url.hostname in ("localhost", "127.0.0.1")
-    port = (url.port or 11434) if local else 0
+    port = (url.port or 11434) if local and not own_port else 0
     say(
         f"No Ollama answers at {settings.ollama_base_url}: starting the packaged Ollama-compatible server "
         f"with {PACKAGED_LLM} and {PACKAGED_EMBED} (CPU)."
@@ -58,10 +66,7 @@ def ollama_or_local_server(settings: Settings, say: Say) -> Iterator[Settings]:
     )
     with server:
         say(f"Local server: {server.url}")
-        yield settings.model_copy(
-            update={"ollama_base_url": server.url, "llm_model": PACKAGED_LLM, "embed_model": PACKAGED_EMBED,
-                    "max_concurrency": 2}
-        )
+        yield packaged(settings, server.url)
 
 
 def ensure_models(settings: Settings, say: Say, progress: Callable[[str], ContextManager] | None = None) -> None:
@@ -80,6 +85,7 @@ class FileOutcome:
     key: str
     ok: bool
     error: str = ""
+    left_out: bool = False  # never run: not a valid key, or not audio
 
 
 @dataclass
@@ -92,6 +98,7 @@ class RunReport:
     seconds: float = 0.0
     step_seconds: dict[str, float] = field(default_factory=dict)
     model_loads: dict[str, int] = field(default_factory=dict)
+    log_file: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,28 +109,32 @@ class RunReport:
         return self.settings.layout.viz_index
 
 
-def run_folder(folder: Path, settings: Settings, say: Say) -> RunReport:
+def run_folder(folder: Path, settings: Settings, say: Say, progress: Callable[[str, str], None] | None = None) -> RunReport:
     """Materialise every asset (and its checks) for every audio file under ``folder``.
 
     Files that do not open as audio are left out first (each named with the reason); the rest
     go through the graph as one Dagster run, so each model loads once for the folder. A file
     that fails inside a step fails alone: the others finish, and it is run again by itself.
+    Dagster's step logs go to ``<data>/logs/runs.log``; ``progress(stage, detail)`` hears each
+    step start and each file a step reaches.
     """
     import time
 
     from autorag_dagster.core.audio import AudioDecodeError, probe
     from autorag_dagster.core.keys import valid_keys
-    from autorag_dagster.runner import INFO, EmbeddedDagster, step_seconds
+    from autorag_dagster.runner import EmbeddedDagster, step_seconds
 
     settings = settings.model_copy(update={"audio_dir": str(folder)})
     candidates, rejected = valid_keys(folder)
-    outcomes = [FileOutcome(exc.key, False, f"{exc.reason}; rename or move the file.") for exc in rejected]
+    outcomes = [FileOutcome(exc.key, False, f"{exc.reason}; rename or move the file.", True) for exc in rejected]
     keys = []
     for candidate in candidates:
         try:
             probe(Path(folder) / candidate.key)
         except AudioDecodeError as exc:
-            outcomes.append(FileOutcome(candidate.key, False, f"{exc}. Replace the file or remove it from the folder."))
+            outcomes.append(
+                FileOutcome(candidate.key, False, f"{exc}. Replace the file or remove it from the folder.", True)
+            )
         else:
             keys.append(candidate.key)
     if not candidates:
@@ -136,7 +147,8 @@ def run_folder(folder: Path, settings: Settings, say: Say) -> RunReport:
     if not keys:
         return report
     started = time.perf_counter()
-    with EmbeddedDagster(settings, home=home, run_config=INFO) as dagster:
+    log_file = settings.layout.run_log
+    with EmbeddedDagster(settings, home=home, log_file=log_file, progress=progress) as dagster:
         dagster.register(keys)
         say(f"Processing {len(keys)} file(s) in one run: each model loads once.")
         folder_run = dagster.run_folder(keys)
@@ -150,5 +162,6 @@ def run_folder(folder: Path, settings: Settings, say: Say) -> RunReport:
     report.seconds = round(time.perf_counter() - started, 2)
     report.step_seconds = step_seconds(folder_run.results)
     report.model_loads = folder_run.model_loads()
+    report.log_file = log_file
     report.files.sort(key=lambda f: f.key)
     return report

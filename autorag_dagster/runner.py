@@ -11,14 +11,26 @@ did (failures with their messages, failed checks, step seconds, materialisation 
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetKey, DagsterEventType, DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    LoggerDefinition,
+    colored_console_logger,
+    logger,
+)
 
 from autorag_dagster.defs import build_definitions
 from autorag_dagster.defs.partitions import audio_files, range_tags
@@ -26,7 +38,56 @@ from autorag_dagster.settings import Settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 PER_FILE_JOB = "process_audio"
+_FILE_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (.+?): (.+)$")
+
+Progress = Callable[[str, str], None]
+"""Called with (stage, detail) as a run moves on: the step that started, the file it is at."""
+
+
+class _RunLogHandler(logging.Handler):
+    """Dagster's log records of a run: every one into the log file, step starts and per-file
+    steps to the progress callback."""
+
+    def __init__(self, log_file: Path | None, progress: Progress | None):
+        super().__init__(logging.DEBUG)
+        self.progress = progress
+        self.file = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115 - closed in close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        step = meta.get("step_key") or ""
+        message = meta.get("orig_message") or record.getMessage()
+        if self.file is not None:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+            self.file.write(f"{stamp} {record.levelname:<7} {(meta.get('run_id') or '')[:8]} {step} - {message}\n")
+            self.file.flush()
+        if self.progress is None:
+            return
+        event = meta.get("dagster_event")
+        if event is not None and event.event_type == DagsterEventType.STEP_START:
+            self.progress(step, "")
+        elif (match := _FILE_PROGRESS.match(str(message))) and step:
+            self.progress(step, f"{match.group(3)} {match.group(1)}/{match.group(2)}: {match.group(4)}")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        super().close()
+
+
+def run_logger(handler: logging.Handler) -> LoggerDefinition:
+    """A Dagster logger that hands every record of a run to ``handler``."""
+
+    @logger(description="The main job's log file and progress line.")
+    def autorag_run_logger(init_context) -> logging.Logger:
+        log = logging.Logger("autorag.run", logging.DEBUG)
+        log.addHandler(handler)
+        return log
+
+    return autorag_run_logger
 
 
 @contextmanager
@@ -51,7 +112,7 @@ def dagster_home(home: Path) -> Iterator[Path]:
 def failure_text(result: ExecuteInProcessResult) -> str:
     """Each failed step with its message, and each failed check; '' when all went well."""
     lines = [
-        f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+        f"{event.step_key}: {_step_failure_message(event.event_specific_data)}"
         for event in result.all_events
         if event.event_type == DagsterEventType.STEP_FAILURE
     ]
@@ -59,6 +120,12 @@ def failure_text(result: ExecuteInProcessResult) -> str:
     if failed:
         lines.append(f"failed checks: {', '.join(failed)}")
     return "\n".join(lines)
+
+
+def _step_failure_message(data) -> str:
+    """What a failed step says, without Dagster's exception class in front."""
+    described = data.user_failure_data.description if data.user_failure_data else None
+    return (described or (data.error.message if data.error else "failed")).strip()
 
 
 def succeeded(result: ExecuteInProcessResult) -> bool:
@@ -101,8 +168,7 @@ def failed_files(result: ExecuteInProcessResult, keys: Sequence[str]) -> dict[st
                 for key, reason in per_file.value.items():
                     failed.setdefault(key, f"{event.step_key}: {reason}")
             else:
-                described = data.user_failure_data.description if data.user_failure_data else None
-                message = described or (data.error.message.strip() if data.error else "failed")
+                message = _step_failure_message(data)
                 for key in keys:
                     failed.setdefault(key, f"{event.step_key}: {message}")
     for check in result.get_asset_check_evaluations():
@@ -160,18 +226,33 @@ class EmbeddedDagster:
     """The project's definitions and a Dagster instance in this process; use it as a context manager.
 
     ``home`` is a folder for persistent storage (what ``make dev`` opens); without one the
-    instance is ephemeral (tests).
+    instance is ephemeral (tests). With ``log_file`` every run's log goes there (and the
+    console logger only reports what is critical); ``progress`` hears each step start and
+    each file a step reaches.
     """
 
     settings: Settings
     home: Path | None = None
     run_config: dict = field(default_factory=lambda: QUIET)
+    log_file: Path | None = None
+    progress: Progress | None = None
     defs: Definitions = field(init=False)
     instance: DagsterInstance = field(init=False)
 
     def __post_init__(self) -> None:
-        self.defs = build_definitions(self.settings)
         self._exit: list = []
+        loggers = None
+        if self.log_file is not None or self.progress is not None:
+            if self.log_file is not None:
+                Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
+            handler = _RunLogHandler(self.log_file, self.progress)
+            self._exit.append(handler.close)
+            loggers = {"autorag_run": run_logger(handler)}
+            self.run_config = {"loggers": {"autorag_run": {}}}
+            if self.log_file is None:  # progress only: the console keeps its warnings
+                loggers["console"] = colored_console_logger
+                self.run_config["loggers"]["console"] = QUIET["loggers"]["console"]
+        self.defs = build_definitions(self.settings, loggers=loggers)
 
     def __enter__(self) -> EmbeddedDagster:
         if self.home is None:

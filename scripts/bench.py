@@ -119,6 +119,7 @@ class Options:
     search_rows: tuple[int, ...] = (10_000, 100_000)
     queries: int = 50
     workdir: Path | None = None
+    scale: tuple[int, ...] = ()
 
 
 def say(message: str) -> None:
@@ -531,6 +532,32 @@ def child_peak_mib(marker: str) -> float | None:
     return None
 
 
+def scale_section(
+    endpoint: Endpoint, workdir: Path, corpus: Sequence[AudioFile], sizes: Sequence[int], settings: Settings
+) -> list[dict[str, Any]]:
+    """The whole graph as one run over N files, cold, for each N: loads per model stay 1 and the
+    wall time per file falls as the loads are shared by more files."""
+    rows = []
+    for n in sizes:
+        say(f"Scale: one run over {n} file(s), cold ...")
+        run = run_graph(endpoint, workdir / f"scale-{n}", [f.key for f in corpus[:n]])
+        llm = llm_figures(run, settings)
+        audio_s = sum(f.duration_s for f in corpus[:n])
+        rows.append({
+            "files": n,
+            "audio_s": round(audio_s, 2),
+            "wall_s": run.wall_s,
+            "wall_per_file_s": round(run.wall_s / n, 2),
+            "realtime_factor": round(run.wall_s / audio_s, 3),
+            "whisper_loads": run.whisper_loads(),
+            "diarizer_loads": sum(m["gpu_timeline"].count("| acquire | diarizer |") for m in run.metadata("diarization")),
+            "llm_loads": llm["llm_loads"],
+            "embed_loads": llm["embed_loads"],
+            "measured": True,
+        })
+    return rows
+
+
 # --- the benchmark -----------------------------------------------------------------------------
 def run_benchmark(options: Options) -> dict[str, Any]:
     """Every measurement; returns the report (see the module docstring)."""
@@ -544,7 +571,8 @@ def run_benchmark(options: Options) -> dict[str, Any]:
 def measure(options: Options, workdir: Path) -> dict[str, Any]:
     started = dt.datetime.now(dt.UTC)
     say(f"Generating {options.files} file(s) of {options.minutes} min with espeak-ng in {workdir / 'corpus'}")
-    corpus = make_corpus(workdir / "corpus", options.files, options.minutes)
+    corpus = make_corpus(workdir / "corpus", max(options.files, *options.scale, 1), options.minutes)
+    scale_corpus, corpus = corpus, corpus[: options.files]
     keys = [f.key for f in corpus]
     audio_s = round(sum(f.duration_s for f in corpus), 2)
     with model_endpoint(options.models, workdir, workdir / "corpus") as endpoint:
@@ -563,6 +591,7 @@ def measure(options: Options, workdir: Path) -> dict[str, Any]:
         if options.compare_per_file:
             say("The same files one by one (one run per file), cold ...")
             per_file = per_file_section(run_graph(endpoint, workdir / "per-file", keys, one_by_one=True), settings)
+        scale = scale_section(endpoint, workdir, scale_corpus, options.scale, settings) if options.scale else None
         dim = _table_dim(endpoint.settings.model_copy(update={"data_dir": str(workdir / "cold-1")}))
         server_mib = child_peak_mib(LOCAL_SERVER_COMMAND)  # None when a real Ollama answers
     graph_memory = peak_memory_mib()
@@ -586,6 +615,7 @@ def measure(options: Options, workdir: Path) -> dict[str, Any]:
         "graph": graph,
         "rerun": rerun,
         "per_file": per_file,
+        "scale": scale,
         "search": search,
         "memory": {
             "after_graph": graph_memory,
@@ -665,6 +695,14 @@ def render(report: dict[str, Any], out: Callable[[Any], None]) -> None:
     )
     out(key_values(title, summary_rows(report)))
     out(key_values("Steps (s, from Dagster's STEP_SUCCESS events)", graph["steps_s"].items()))
+    if report.get("scale"):
+        table = Table(title="One run over N files: model loads and wall time per file (measured)")
+        columns = ("files", "wall_s", "wall_per_file_s", "whisper_loads", "diarizer_loads", "llm_loads", "embed_loads")
+        for column in columns:
+            table.add_column(column, justify="right")
+        for row in report["scale"]:
+            table.add_row(*(str(row[c]) for c in columns))
+        out(table)
     if report["search"]:
         out(search_table(report))
 
@@ -693,8 +731,11 @@ def main(
     queries: int = typer.Option(50, min=1, help="Timed queries per search mode and table size."),
     workdir: Path | None = typer.Option(None, help="Keep the corpus, data and tables here (default: a temp dir)."),
     out: Path | None = typer.Option(None, help="Write the JSON report here."),
+    scale: str = typer.Option("", help="Also run the graph over N files for each N given, e.g. '1,3,6' ('' skips)."),
 ) -> None:
-    options = Options(minutes, files, models, repeat, compare_per_file, parse_rows(search_rows), queries, workdir)
+    options = Options(
+        minutes, files, models, repeat, compare_per_file, parse_rows(search_rows), queries, workdir, parse_rows(scale)
+    )
     try:
         report = run_benchmark(options)
     except BenchError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -87,22 +88,61 @@ def test_every_asset_and_check_with_the_packaged_models(main_job):
     assert (folder / "transcript.srt").read_text().startswith("1\n")
 
 
+def test_the_search_command_the_job_prints_works_as_printed(main_job):
+    root, env, result = main_job
+    assert result.returncode == 0
+    output = " ".join((result.stdout + result.stderr).split())
+    printed = output.split("Search again later with: ")[1].split(" autorag ")[0].strip()
+    command = printed if printed.endswith('"') else printed.rsplit('"', 1)[0] + '"'
+    assert command == '.venv/bin/autorag search "how many trees were planted"'
+    repo = Path(__file__).resolve().parents[1]
+    # Verbatim, from the project folder, with nothing else started: no Ollama answers, so the
+    # search starts the packaged server on the models the job pulled, as the job did.
+    found = subprocess.run(
+        [*shlex.split(command), "--json"], cwd=repo, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    assert hits and hits[0]["file"] == "garden meeting.wav"
+    assert "packaged" in found.stderr  # it says which server answered
+
+
 def test_search_finds_the_file_afterwards(main_job):
     root, env, result = main_job
     assert result.returncode == 0
-    # The configured model (nomic-embed-text) made no table here: the error says which model did.
-    wrong = autorag("search", "trees", "--mode", "text", env=env, cwd=root)
-    assert wrong.returncode == 1 and "set AUTORAG_EMBED_MODEL" in wrong.stderr and "all-minilm" in wrong.stderr
-
-    text = autorag("search", "planted forty trees", "--mode", "text", "--json",
-                   env={**env, "AUTORAG_EMBED_MODEL": "all-minilm"}, cwd=root)
+    text = autorag("search", "planted forty trees", "--mode", "text", "--json", env=env, cwd=root)
     assert text.returncode == 0, text.stderr
     assert json.loads(text.stdout)[0]["file"] == "garden meeting.wav"
 
-    # Hybrid search with the embedding model the job used, through the packaged server.
+    # With a running server and a model that made no table here, the error says which model did.
     with LocalServer(models_dir=root / "data" / "localserve-models", num_parallel=1) as server:
+        wrong = autorag("search", "trees", "--mode", "text",
+                        env={**env, "AUTORAG_OLLAMA_BASE_URL": server.url}, cwd=root)
+        assert wrong.returncode == 1 and "set AUTORAG_EMBED_MODEL" in wrong.stderr and "all-minilm" in wrong.stderr
+        # Hybrid search with the embedding model the job used, through the packaged server.
         hybrid_env = {**env, "AUTORAG_OLLAMA_BASE_URL": server.url, "AUTORAG_EMBED_MODEL": "all-minilm"}
         hybrid = autorag("search", "how many trees did they plant by the river", "--json", "--k", "3", env=hybrid_env, cwd=root)
     assert hybrid.returncode == 0, hybrid.stderr
     hits = json.loads(hybrid.stdout)
     assert hits and hits[0]["file"] == "garden meeting.wav"
+
+
+def test_files_that_are_not_audio_get_one_plain_sentence_each(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.mp3").write_text("these are my meeting notes, not a recording\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AUTORAG_", "OLLAMA_", "DAGSTER_"))},
+        "AUTORAG_OLLAMA_BASE_URL": f"http://127.0.0.1:{free_port()}",
+        "AUTORAG_DATA_DIR": str(tmp_path / "data"),
+        "COLUMNS": "200",
+    }
+    result = autorag("run", str(folder), env=env, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "Traceback" not in output and "dagster._core" not in output
+    flat = " ".join(output.split())
+    assert "empty.wav failed" not in flat  # left out before any run, said once as it happens
+    assert flat.count("Leaving out empty.wav") == 1 and "the file is empty (0 bytes)" in flat
+    assert flat.count("Leaving out notes.mp3") == 1 and "Replace the file or remove it from the folder" in flat

@@ -167,7 +167,9 @@ def run(
         None, help="Folder of audio files; default: a generated two-minute sample meeting.", show_default=False,
         exists=True, file_okay=False, resolve_path=True,
     ),
-    query: str = typer.Option(None, help="The sample search printed at the end; default: the first topic's title."),
+    query: str = typer.Option(
+        None, help="The sample search printed at the end; default: a question about the sample, or a general one."
+    ),
 ) -> None:
     """Run the whole asset graph (audio to viz) on a folder with embedded defaults.
 
@@ -180,6 +182,7 @@ def run(
     from autorag_dagster.samples import write_sample
 
     settings = _settings()
+    sample_run = folder is None
     if folder is None:
         folder = settings.layout.sample_dir.resolve()
         try:
@@ -190,15 +193,23 @@ def run(
     try:
         with ollama_or_local_server(settings, render.say) as effective:
             ensure_models(effective, render.say, progress=render.pull_display)
-            report = run_folder(folder, effective, render.say)
-            _closing_summary(report, effective, settings, query)
+            with render.stage_progress() as progress:
+                report = run_folder(folder, effective, render.say, progress)
+            _closing_summary(report, effective, settings, query or (SAMPLE_QUESTION if sample_run else GENERAL_QUESTION))
     except (OllamaError, FileNotFoundError) as exc:
         _fail(str(exc))
     if not report.ok:
         raise typer.Exit(1)
 
 
-def _closing_summary(report, effective, settings, query: str | None) -> None:
+SEARCH_HINT = '.venv/bin/autorag search "{query}"'
+# The closing search asks in other words than the transcript and the titles use, so it shows
+# what the embeddings find rather than echoing a title back.
+SAMPLE_QUESTION = "how much money is left over this year"
+GENERAL_QUESTION = "what was decided"
+
+
+def _closing_summary(report, effective, settings, query: str) -> None:
     """The main job's last words: each file's result, where the results are, one sample search."""
     from autorag_dagster.cli import render
     from autorag_dagster.core.search import search as search_store
@@ -207,24 +218,20 @@ def _closing_summary(report, effective, settings, query: str | None) -> None:
 
     layout = effective.layout
     render.console.print(render.files_table(report, _topic_rows(layout, report.files)))
-    render.failures(report.files)
+    render.failures(report.files, report.log_file)
     if report.model_loads:
         render.say(render.loads_line(report.model_loads))
+    if report.log_file is not None:
+        render.say(f"Step logs:    {report.log_file.resolve()}")
     render.say(f"HTML pages:   {report.viz_index.resolve()}")
     render.say(f"Exports:      {layout.files_dir.resolve()}  (one folder per file: JSON, SRT, VTT, RTTM, outline)")
     if report.index_ok:
         store = SegmentStore.for_model(layout.lancedb, effective.embed_model)
         render.say(f"LanceDB:      {layout.lancedb}  (table {store.name}, {store.count()} rows)")
-        first = next(o.key for o in report.files if o.ok)
-        query = query or _first_topic_title(layout, first) or "what was decided"
         with OllamaClient.from_config(effective.ollama_config) as client:
             hits = search_store(store, query, embed=client.embed, k=3)
         render.console.print(render.hits_table(hits, query=query))
-        if effective.embed_model != settings.embed_model:
-            render.say(
-                "Search again later with: .venv/bin/autorag ollama-serve & then "
-                f"AUTORAG_EMBED_MODEL={effective.embed_model} .venv/bin/autorag search \"{query}\""
-            )
+        render.say(f"Search again later with: {SEARCH_HINT.format(query=query.replace(chr(34), ''))}")
     render.say(f"Dagster storage: {report.dagster_home}  (open the UI with: make dev)")
 
 
@@ -244,14 +251,6 @@ def _topic_rows(layout, outcomes) -> dict[str, dict]:
     return rows
 
 
-def _first_topic_title(layout, key: str) -> str | None:
-    try:
-        tree = layout.read_stored("topic_tree", key)
-    except (FileNotFoundError, ValueError):
-        return None
-    return (tree.nodes[0].title or None) if tree.nodes else None
-
-
 class SearchMode(str, Enum):
     hybrid = "hybrid"
     vector = "vector"
@@ -269,28 +268,31 @@ def search(
 ) -> None:
     """Search the embedded corpus; prints each hit's file, time span, speakers, topic and text.
 
-    The query is embedded with AUTORAG_EMBED_MODEL through Ollama (not needed for --mode text);
-    rows come from that model's table in AUTORAG_LANCEDB_URI (default <data_dir>/lancedb).
+    The query is embedded with AUTORAG_EMBED_MODEL through the Ollama at AUTORAG_OLLAMA_BASE_URL
+    (not needed for --mode text); rows come from that model's table in AUTORAG_LANCEDB_URI
+    (default <data_dir>/lancedb). When no Ollama answers, the packaged server and its embedding
+    model are used, as `autorag run` does, so a search right after `autorag run` just works.
     """
-    from autorag_dagster.cli.render import console, hits_table
+    from autorag_dagster.cli.render import console, hits_table, say_err
     from autorag_dagster.core.search import hits_json
     from autorag_dagster.core.search import search as search_store
     from autorag_dagster.core.store import SegmentStore, StoreError
+    from autorag_dagster.local_run import ollama_answers, ollama_or_local_server, packaged
     from autorag_dagster.ollama import OllamaClient, OllamaError
 
     settings = _settings()
     try:
-        store = SegmentStore.for_model(settings.layout.lancedb, settings.embed_model)
-        with OllamaClient.from_config(settings.ollama_config) as client:
-            hits = search_store(
-                store,
-                query,
-                embed=None if mode is SearchMode.text else client.embed,
-                k=k,
-                files=file,
-                speakers=speaker,
-                mode=mode.value,
-            )
+        if mode is SearchMode.text:  # no embedding: only the table's name depends on the model
+            effective = settings if ollama_answers(settings.ollama_base_url) else packaged(settings)
+            store = SegmentStore.for_model(effective.layout.lancedb, effective.embed_model)
+            hits = search_store(store, query, embed=None, k=k, files=file, speakers=speaker, mode=mode.value)
+        else:
+            with ollama_or_local_server(settings, say_err, own_port=True) as effective:
+                store = SegmentStore.for_model(effective.layout.lancedb, effective.embed_model)
+                with OllamaClient.from_config(effective.ollama_config) as client:
+                    hits = search_store(
+                        store, query, embed=client.embed, k=k, files=file, speakers=speaker, mode=mode.value
+                    )
     except (StoreError, OllamaError, ValueError) as exc:
         _fail(str(exc))
     if as_json:

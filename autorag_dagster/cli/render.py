@@ -21,11 +21,17 @@ from autorag_dagster.ollama.planner import GIB, Measured, Plan, gib
 from autorag_dagster.ollama.progress import PullProgress
 
 console = Console()
+errors = Console(stderr=True)
 
 
 def say(message: str) -> None:
     """One status line of a long command."""
     console.print(f"[bold cyan]autorag[/] {escape(message)}")
+
+
+def say_err(message: str) -> None:
+    """A status line on stderr, for commands whose stdout is for programs (``--json``)."""
+    errors.print(f"[bold cyan]autorag[/] {escape(message)}")
 
 
 @contextmanager
@@ -130,7 +136,7 @@ def files_table(report, topic_rows: dict[str, dict] | None = None) -> Table:
         row = topic_rows.get(outcome.key, {})
         table.add_row(
             Text(outcome.key),
-            "ok" if outcome.ok else "[red]FAILED[/]",
+            "ok" if outcome.ok else ("[yellow]left out[/]" if outcome.left_out else "[red]FAILED[/]"),
             str(row.get("nodes", "-")),
             Text(row.get("fallbacks", "-")),
         )
@@ -141,8 +147,26 @@ def loads_line(loads: dict[str, int]) -> str:
     return "Model loads: " + ", ".join(f"{model} {count}" for model, count in loads.items())
 
 
-def failures(outcomes) -> None:
-    """One plain sentence per failed file, saying what to do."""
+def failures(outcomes, log_file=None) -> None:
+    """One plain sentence per failed file, saying what went wrong and where to read more."""
     for outcome in outcomes:
-        if not outcome.ok:
-            console.print(f"[red]{escape(outcome.key)}[/]: {escape(outcome.error)}")
+        if outcome.ok or outcome.left_out:  # a left-out file was named with its reason as it happened
+            continue
+        stage, sep, reason = outcome.error.partition(": ")
+        where = f" in the {stage} step" if sep and stage.replace("_", "").isalnum() else ""
+        text = (reason if where else outcome.error).rstrip(".")
+        more = f" Details: {log_file}" if log_file is not None and where else ""
+        console.print(f"[red]{escape(outcome.key)}[/] failed{where}: {escape(text)}.{escape(more)}")
+
+
+@contextmanager
+def stage_progress() -> Iterator[Callable[[str, str], None]]:
+    """One live line while the graph runs: the step running now and the file it is at."""
+    with console.status("starting the run ...") as status:
+
+        def update(stage: str, detail: str) -> None:
+            status.update(f"[bold]{escape(stage)}[/] {escape(detail)}".rstrip())
+            if not console.is_terminal and not detail:
+                console.print(f"autorag step {stage}", highlight=False)
+
+        yield update

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import BetaWarning, Definitions, PreviewWarning, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import BetaWarning, Definitions, LoggerDefinition, PreviewWarning, load_asset_checks_from_modules, load_assets_from_modules
 
 from autorag_dagster.settings import Settings, get_settings
 
 
-def build_definitions(settings: Settings | None = None) -> Definitions:
-    """Everything the code location serves, configured from ``settings`` (default: the environment)."""
+def build_definitions(settings: Settings | None = None, loggers: dict[str, LoggerDefinition] | None = None) -> Definitions:
+    """Everything the code location serves, configured from ``settings`` (default: the environment).
+
+    ``loggers`` adds Dagster loggers to every job (the main job's log file and progress line)."""
     # Single-run backfills and partitioned asset checks are deliberate choices (one model load per
     # run; checks per file); Dagster flags them as beta/preview where they are defined (in the modules
     # _build_definitions imports) and built. Those two warnings are silenced here, not process-wide.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=BetaWarning)
         warnings.filterwarnings("ignore", category=PreviewWarning)
-        return _build_definitions(settings)
+        return _build_definitions(settings, loggers)
 
 
-def _build_definitions(settings: Settings | None = None) -> Definitions:
+def _build_definitions(settings: Settings | None, loggers: dict[str, LoggerDefinition] | None) -> Definitions:
     from autorag_dagster.defs import checks, jobs, schedules, sensors
     from autorag_dagster.defs.assets import search, speech, topics, viz
     from autorag_dagster.defs.io import PartitionedModelIOManager
@@ -29,6 +31,7 @@ def _build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or get_settings()
     ollama = OllamaResource.from_settings(settings)
     return Definitions(
+        loggers=loggers,
         assets=load_assets_from_modules([speech, topics, search, viz]),
         asset_checks=load_asset_checks_from_modules([checks]),
         jobs=[jobs.process_audio],

@@ -54,6 +54,7 @@ SHAPE = {
               "embed_requests": int},
     "per_file": {"wall_s": NUMBER, "runs": int, "whisper_loads": int, "llm_loads": int, "llm_calls": int,
                  "embed_loads": int},
+    "scale": list,
     "search": list,
     "memory": {"after_graph": MEMORY, "peak": MEMORY, "local_server_mib": NUMBER, "note": str},
 }
@@ -77,7 +78,7 @@ def check_shape(value, expected, where: str = "report") -> None:
 def test_bench_writes_every_field_on_a_tiny_corpus(tmp_path):
     out = tmp_path / "bench.json"
     args = ["--minutes", "0.3", "--files", "2", "--search-rows", "2000", "--queries", "5", "--compare-per-file",
-            "--models", "deterministic", "--workdir", str(tmp_path / "work"), "--out", str(out)]
+            "--models", "deterministic", "--workdir", str(tmp_path / "work"), "--out", str(out), "--scale", "1,2"]
     result = CliRunner().invoke(bench.app, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "LanceDB search latency" in result.output
@@ -102,6 +103,11 @@ def test_bench_writes_every_field_on_a_tiny_corpus(tmp_path):
     assert graph["llm"]["prompt_tokens"] > 0 and graph["llm"]["output_tokens"] > 0
     assert 1 <= graph["llm"]["max_in_flight"] <= 8
     assert per_file["runs"] == 2 and per_file["whisper_loads"] == 2 and per_file["llm_loads"] == 2
+    # One run over N files: each model loads once, whatever N.
+    assert [row["files"] for row in report["scale"]] == [1, 2]
+    for row in report["scale"]:
+        assert (row["whisper_loads"], row["diarizer_loads"], row["llm_loads"], row["embed_loads"]) == (1, 1, 1, 1)
+        assert row["measured"] is True and row["wall_per_file_s"] > 0
     # The rerun answers every LLM question from the cache.
     assert rerun["llm_calls"] == 0 and rerun["llm_loads"] == 0
     assert 0 < rerun["cache_hits"] <= graph["llm"]["llm_calls"]  # retried answers are cached once
