@@ -107,13 +107,14 @@ def check_viz_page(html_text: str, tree, transcript: SpeakerTranscript) -> list[
     transcript text written raw (a ``<script>`` that would run, a bare ``&``) is reported.
     """
     runs = _text_runs(html_text)
+    whole = {run.text for run in runs if not run.raw}  # most texts fill an element: found without a scan
     problems = []
     for node in tree.walk():
-        where = _locate(runs, html_text, node.title) if node.title else _FOUND
+        where = _locate(runs, whole, html_text, node.title) if node.title else _FOUND
         if where != _FOUND:
             problems.append(f"topic {node.id} {node.title!r} {where}")
     for utterance in transcript.utterances:
-        where = _locate(runs, html_text, utterance.text) if utterance.text.strip() else _FOUND
+        where = _locate(runs, whole, html_text, utterance.text) if utterance.text.strip() else _FOUND
         if where != _FOUND:
             problems.append(f"transcript text at {utterance.start:.1f} s {where}")
     return _fmt(problems)
@@ -189,9 +190,11 @@ def _text_runs(html_text: str) -> list[_TextRun]:
     return reader.runs
 
 
-def _locate(runs: list[_TextRun], html_text: str, text: str) -> str:
+def _locate(runs: list[_TextRun], whole: set[str], html_text: str, text: str) -> str:
     """Whether ``text`` is shown whole and escaped (found), shown only from raw markup characters or
     present raw in the source where it became markup (unescaped), or absent (missing)."""
+    if text in whole:
+        return _FOUND
     seen = False
     for run in runs:
         at = run.text.find(text)
