@@ -91,22 +91,35 @@ def test_unloadable_model_names_it_and_the_setting(tmp_path):
 CLIP_S = 0.2
 
 
-def short_clip() -> np.ndarray:
-    """A real 0.2 s clip: the end of a spoken "Thank you.", decoded as the audio asset decodes it."""
+def short_clip(text: str, part: str) -> np.ndarray:
+    """A real 0.2 s clip (the ``head`` or ``tail`` of ``text`` spoken), decoded as the audio asset decodes it."""
     with tempfile.TemporaryDirectory() as tmp:
-        spoken = speak("Thank you.", VOICES["bob"])
+        spoken = speak(text, VOICES["bob"])
+        n = round(CLIP_S * SPEECH_RATE)
         path = Path(tmp) / "clip.wav"
-        write_wav(path, spoken[-round(CLIP_S * SPEECH_RATE):])
+        write_wav(path, spoken[:n] if part == "head" else spoken[-n:])
         return decode(path).samples
 
 
-def test_a_0_2_s_clip_is_transcribed_with_every_time_inside_it(transcriber):
-    samples = short_clip()
-    transcript = transcriber.transcribe(samples, "clip.wav").transcript
+@pytest.fixture(scope="module")
+def batched_transcriber():
+    with Transcriber(batch_size=4, cpu_threads=1) as loaded:
+        yield loaded
+
+
+# Here tiny.en's batched inference ends the last word of the head of "Thank you." at 0.22 s.
+@pytest.mark.parametrize(("mode", "text", "part"), [
+    ("sequential", "No.", "head"), ("sequential", "Thank you.", "tail"),
+    ("batched", "Thank you.", "head"), ("batched", "Okay.", "tail"),
+])
+def test_a_0_2_s_clip_is_transcribed_with_every_time_inside_it(mode, text, part, request):
+    transcriber = request.getfixturevalue("transcriber" if mode == "sequential" else "batched_transcriber")
+    transcript = transcriber.transcribe(short_clip(text, part), "clip.wav").transcript
     assert transcript.duration_s == pytest.approx(CLIP_S, abs=0.001)
     assert transcript.words, "the clip holds speech: expected at least one word"
     times = [t for s in transcript.segments for t in (s.start, s.end, *(x for w in s.words for x in (w.start, w.end)))]
-    assert all(0 <= t <= transcript.duration_s for t in times), times
+    assert all(0 <= t <= transcript.duration_s for t in times), times  # no tolerance
+    assert all(type(t) is float for t in times)
     assert check_transcript(transcript, transcript.duration_s, speech_expected=True) == []
 
 
