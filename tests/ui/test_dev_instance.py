@@ -40,7 +40,10 @@ def test_an_older_file_is_brought_up_to_date_keeping_other_settings(tmp_path):
     written = yaml.safe_load(config.read_text())
     assert written["telemetry"] == {"enabled": True}  # the user's choice
     assert written["nux"] == {"enabled": False}
-    assert written["concurrency"] == {"runs": {"max_concurrent_runs": 2}, "pools": {"default_limit": 1, "granularity": "op"}}
+    assert written["concurrency"] == {
+        "runs": {"max_concurrent_runs": 2},
+        "pools": {"default_limit": 1, "granularity": "op"},
+    }
     assert pool_settings(tmp_path)[:2] == (1, PoolGranularity.OP)
     before = config.stat().st_mtime_ns
     prepare_dagster_home(tmp_path)  # up to date: left alone
@@ -57,8 +60,14 @@ def test_the_embedded_runner_prepares_the_same_file(tmp_path):
 def test_make_dev_prepares_the_folder_with_the_module_entry(tmp_path):
     home = tmp_path / "data" / "dagster"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-m", "autorag_dagster.runner", str(home)],
-                          capture_output=True, text=True, env=env, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "autorag_dagster.runner", str(home)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     assert str(home / "dagster.yaml") in done.stdout
     assert (home / "dagster.yaml").read_text() == INSTANCE_YAML
     makefile = (REPO_ROOT / "Makefile").read_text()

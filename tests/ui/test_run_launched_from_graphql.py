@@ -21,8 +21,11 @@ SCRIPT = [
     ("bob", "That's right. The garden's trees are fine."),
 ]
 # Every title and summary of the topic stages, and the file's: each character that HTML escapes.
-NODE_ANSWER = {"summary": "the team's trees & water <soon> and \"garden\" plans.", "title": "Garden's trees & \"water\" <plan>"}
-FILE_ANSWER = {"summary": "the river's water & the garden's <trees>.", "title": "River's water & \"garden\" <trees>"}
+NODE_ANSWER = {
+    "summary": 'the team\'s trees & water <soon> and "garden" plans.',
+    "title": 'Garden\'s trees & "water" <plan>',
+}
+FILE_ANSWER = {"summary": "the river's water & the garden's <trees>.", "title": 'River\'s water & "garden" <trees>'}
 
 POOLS_QUERY = """
 query Pools($selector: RepositorySelector!) {
@@ -140,9 +143,16 @@ def launched_run(dagster_dev: DagsterDev, ollama_server: LocalServer, tmp_path_f
 
 
 def failures(run: dict) -> str:
-    lines = [f"{e['stepKey']}: {e['error']['message']}" for e in run["events"] if e["__typename"] == "ExecutionStepFailureEvent"]
-    lines += [f"check {e['evaluation']['checkName']} failed: {e['message']}" for e in run["events"]
-              if e["__typename"] == "AssetCheckEvaluationEvent" and not e["evaluation"]["success"]]
+    lines = [
+        f"{e['stepKey']}: {e['error']['message']}"
+        for e in run["events"]
+        if e["__typename"] == "ExecutionStepFailureEvent"
+    ]
+    lines += [
+        f"check {e['evaluation']['checkName']} failed: {e['message']}"
+        for e in run["events"]
+        if e["__typename"] == "AssetCheckEvaluationEvent" and not e["evaluation"]["success"]
+    ]
     return "\n".join(lines)
 
 
@@ -155,8 +165,11 @@ def test_the_dev_instance_limits_the_gpu_pool_to_one_slot(dagster_dev):
 
 def test_run_launched_over_graphql_succeeds_with_every_check(launched_run):
     assert launched_run["status"] == "SUCCESS", failures(launched_run)
-    evaluations = {e["evaluation"]["checkName"]: e["evaluation"]["success"]
-                   for e in launched_run["events"] if e["__typename"] == "AssetCheckEvaluationEvent"}
+    evaluations = {
+        e["evaluation"]["checkName"]: e["evaluation"]["success"]
+        for e in launched_run["events"]
+        if e["__typename"] == "AssetCheckEvaluationEvent"
+    }
     assert evaluations.get("viz_page_complete") is True, evaluations
     assert evaluations.get("transcript_words_valid") is True, evaluations
     assert all(evaluations.values()), failures(launched_run)
@@ -167,7 +180,8 @@ def test_gpu_steps_of_the_run_never_overlap(launched_run, dagster_dev):
     gpu = {step: spans[step] for step in ("transcript", "diarization", "topic_tree", "embeddings")}  # all ran
     ordered = sorted(gpu.items(), key=lambda item: item[1])
     timeline = ", ".join(
-        f"{step} {datetime.fromtimestamp(a):%H:%M:%S.%f}-{datetime.fromtimestamp(b):%H:%M:%S.%f}" for step, (a, b) in ordered
+        f"{step} {datetime.fromtimestamp(a):%H:%M:%S.%f}-{datetime.fromtimestamp(b):%H:%M:%S.%f}"
+        for step, (a, b) in ordered
     )
     for (first, (_, first_end)), (second, (second_start, _)) in zip(ordered, ordered[1:]):
         assert first_end <= second_start, f"{first} and {second} overlap: {timeline}"
