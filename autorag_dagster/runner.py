@@ -37,7 +37,7 @@ GPU_POOL = "gpu"  # the pool that GPU assets declare (defs/assets/common.py)
 INSTANCE_YAML = f"""\
 # Dagster instance shared by `make dev` (dagster dev) and `autorag run` (the embedded runner).
 # Written by autorag_dagster.runner.prepare_dagster_home, which `make dev` and every embedded
-# run call: it keeps any other setting added here, but always restores the ones below.
+# run call: it keeps the settings found here, but always restores the pool limit below.
 # Runs, event logs and schedules: Dagster's SQLite files in this folder.
 
 telemetry:
@@ -52,17 +52,17 @@ concurrency:
     default_limit: 1
     granularity: op
 
-# The daemon of `dagster dev` frees the slots still held by runs that ended without freeing
-# them (a run worker that was killed), so a stale slot cannot block the pool for good.
+# The daemon of `dagster dev` frees the slots still held by runs that have ended (a run whose
+# worker died, once it is terminated in the UI), so such a slot does not block the pool for good.
 run_monitoring:
   enabled: true
   free_slots_after_run_end_seconds: 30
 """
-INSTANCE_DEFAULTS = {"telemetry": {"enabled": False}}  # kept as the user set them
-INSTANCE_REQUIRED = {  # restored whatever the file says
-    "concurrency": {"pools": {"default_limit": 1, "granularity": "op"}},
+INSTANCE_DEFAULTS = {  # added where missing; what the file already says is kept
+    "telemetry": {"enabled": False},
     "run_monitoring": {"enabled": True, "free_slots_after_run_end_seconds": 30},
 }
+INSTANCE_REQUIRED = {"concurrency": {"pools": {"default_limit": 1, "granularity": "op"}}}  # restored always
 
 
 def _merged(base: dict, over: dict) -> dict:
@@ -74,7 +74,9 @@ def _merged(base: dict, over: dict) -> dict:
 
 def prepare_dagster_home(home: str | os.PathLike) -> Path:
     """Create ``home`` and its ``dagster.yaml`` (``INSTANCE_YAML``), or bring an existing one up to
-    date: the GPU pool limit and run monitoring restored, every other setting kept. Returns ``home``."""
+    date: the pool limit restored, telemetry and run monitoring added where missing, every other
+    setting kept (its comments are not: the file is rewritten, only when something changes).
+    Returns ``home``."""
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"

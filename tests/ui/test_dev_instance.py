@@ -35,14 +35,16 @@ def test_an_older_file_is_brought_up_to_date_keeping_other_settings(tmp_path):
     config.write_text(
         "telemetry:\n  enabled: true\nnux:\n  enabled: false\n"
         "concurrency:\n  default_op_concurrency_limit: 4\n  runs:\n    max_concurrent_runs: 2\n"
+        "run_monitoring:\n  enabled: false\n"
     )
     prepare_dagster_home(tmp_path)
     written = yaml.safe_load(config.read_text())
     assert written["telemetry"] == {"enabled": True}  # the user's choice
     assert written["nux"] == {"enabled": False}
+    assert written["run_monitoring"] == {"enabled": False, "free_slots_after_run_end_seconds": 30}
     assert written["concurrency"] == {
         "runs": {"max_concurrent_runs": 2},
-        "pools": {"default_limit": 1, "granularity": "op"},
+        "pools": {"default_limit": 1, "granularity": "op"},  # restored; the deprecated setting dropped
     }
     assert pool_settings(tmp_path)[:2] == (1, PoolGranularity.OP)
     before = config.stat().st_mtime_ns
