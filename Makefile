@@ -10,10 +10,11 @@ run: setup
 	$(VENV)/autorag run $(AUDIO)
 
 # The UI shares its storage with the main job (AUTORAG_DATA_DIR/dagster), so its runs show up.
+# Its dagster.yaml (written or brought up to date first) limits the `gpu` pool to one step at a time.
 DAGSTER_HOME ?= $(abspath $(or $(AUTORAG_DATA_DIR),data))/dagster
 
 dev: setup
-	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/python -m autorag_dagster.runner $(DAGSTER_HOME)
 	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 test: setup

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from dagster import (
     AssetKey,
     DagsterEventType,
@@ -32,6 +33,7 @@ from dagster import (
     logger,
 )
 
+from autorag_dagster.core.atomic import write_text
 from autorag_dagster.defs import build_definitions
 from autorag_dagster.defs.partitions import audio_files, range_tags
 from autorag_dagster.settings import Settings
@@ -90,14 +92,73 @@ def run_logger(handler: logging.Handler) -> LoggerDefinition:
     return autorag_run_logger
 
 
-@contextmanager
-def dagster_home(home: Path) -> Iterator[Path]:
-    """``DAGSTER_HOME`` pointing at ``home`` (created, telemetry off) for the block; restored after."""
+GPU_POOL = "gpu"  # the pool that GPU assets declare (defs/assets/common.py)
+
+# The instance of `make dev` and of the main job (`autorag run`): both open <data>/dagster.
+INSTANCE_YAML = f"""\
+# Dagster instance shared by `make dev` (dagster dev) and `autorag run` (the embedded runner).
+# Written by autorag_dagster.runner.prepare_dagster_home, which `make dev` and every embedded
+# run call: it keeps the settings found here, but always restores the pool limit below.
+# Runs, event logs and schedules: Dagster's SQLite files in this folder.
+
+telemetry:
+  enabled: false
+
+# Steps of GPU assets (transcript, diarization, topic_tree, embeddings) declare pool `{GPU_POOL}`.
+# Every pool defaults to one slot, claimed per step (op granularity): no two GPU steps overlap,
+# within one run (the multiprocess executor waits for the slot) or across runs. Setting a
+# pool's limit in the UI or with `dagster instance concurrency set` overrides the default.
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: op
+
+# The daemon of `dagster dev` frees the slots still held by runs that have ended (a run whose
+# worker died, once it is terminated in the UI), so such a slot does not block the pool for good.
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 30
+"""
+INSTANCE_DEFAULTS = {  # added where missing; what the file already says is kept
+    "telemetry": {"enabled": False},
+    "run_monitoring": {"enabled": True, "free_slots_after_run_end_seconds": 30},
+}
+INSTANCE_REQUIRED = {"concurrency": {"pools": {"default_limit": 1, "granularity": "op"}}}  # restored always
+
+
+def _merged(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for name, value in over.items():
+        merged[name] = _merged(base[name], value) if isinstance(value, dict) and isinstance(base.get(name), dict) else value
+    return merged
+
+
+def prepare_dagster_home(home: str | os.PathLike) -> Path:
+    """Create ``home`` and its ``dagster.yaml`` (``INSTANCE_YAML``), or bring an existing one up to
+    date: the pool limit restored, telemetry and run monitoring added where missing, every other
+    setting kept (its comments are not: the file is rewritten, only when something changes).
+    Returns ``home``."""
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():  # embedded SQLite storage in this folder
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    if not config.exists():
+        write_text(config, INSTANCE_YAML)
+        return home
+    current = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    if not isinstance(current, dict):
+        raise ValueError(f"{config} does not hold a YAML mapping; move it away and run this again")
+    wanted = _merged(_merged(INSTANCE_DEFAULTS, current), INSTANCE_REQUIRED)
+    wanted.get("concurrency", {}).pop("default_op_concurrency_limit", None)  # Dagster refuses it beside `pools`
+    if wanted != current:
+        header = "".join(line + "\n" for line in INSTANCE_YAML.splitlines()[:4])
+        write_text(config, header + "\n" + yaml.safe_dump(wanted, sort_keys=False))
+    return home
+
+
+@contextmanager
+def dagster_home(home: Path) -> Iterator[Path]:
+    """``DAGSTER_HOME`` pointing at ``home`` (prepared by ``prepare_dagster_home``) for the block; restored after."""
+    home = prepare_dagster_home(home)
     before = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(home)
     try:
@@ -330,3 +391,11 @@ class EmbeddedDagster:
         """The unpartitioned LanceDB maintenance (full-text index, vector index, compaction)."""
         job = self.defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey("lancedb_index")})
         return job.execute_in_process(instance=self.instance, raise_on_error=False, run_config=self.run_config)
+
+
+if __name__ == "__main__":  # `make dev`: python -m autorag_dagster.runner <DAGSTER_HOME>
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m autorag_dagster.runner DAGSTER_HOME")
+    print(f"Dagster instance: {prepare_dagster_home(sys.argv[1]) / 'dagster.yaml'}")

@@ -6,6 +6,10 @@ are easy to test by breaking them on purpose.
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
 import numpy as np
 
 from autorag_dagster.core.types import AudioInfo, Diarization, SpeakerTranscript, Transcript
@@ -96,15 +100,109 @@ def check_embeddings(summary, expected_rows: int, model_dim: int | None) -> list
 
 
 def check_viz_page(html_text: str, tree, transcript: SpeakerTranscript) -> list[str]:
-    """The page names every topic node and never carries transcript text unescaped."""
-    import html as html_lib
+    """The page names every topic node and carries transcript text escaped, never as live markup.
 
+    Text is compared with the page as a browser reads it (entities decoded, tags splitting the
+    text), so a title holding ``'``, ``&``, ``<`` or ``"`` is found in its escaped form, while
+    transcript text written raw (a ``<script>`` that would run, a bare ``&``) is reported.
+    """
+    runs = _text_runs(html_text)
+    whole = {run.text for run in runs if not run.raw}  # most texts fill an element: found without a scan
     problems = []
     for node in tree.walk():
-        if node.title and html_lib.escape(node.title, quote=False) not in html_text and node.title not in html_text:
-            problems.append(f"topic {node.id} {node.title!r} is not on the page")
+        where = _locate(runs, whole, html_text, node.title) if node.title else _FOUND
+        if where != _FOUND:
+            problems.append(f"topic {node.id} {node.title!r} {where}")
     for utterance in transcript.utterances:
-        text = utterance.text
-        if any(ch in text for ch in "<>&") and text in html_text:
-            problems.append(f"transcript text at {utterance.start:.1f} s appears unescaped")
+        where = _locate(runs, whole, html_text, utterance.text) if utterance.text.strip() else _FOUND
+        if where != _FOUND:
+            problems.append(f"transcript text at {utterance.start:.1f} s {where}")
     return _fmt(problems)
+
+
+_FOUND, _MISSING, _UNESCAPED = "is on the page", "is not on the page", "appears unescaped"
+_MARKUP = frozenset("<>&")
+
+
+@dataclass
+class _TextRun:
+    """One stretch of text between tags, decoded, with the offsets of characters written raw."""
+
+    text: str = ""
+    raw: set[int] = field(default_factory=set)
+
+
+class _PageReader(HTMLParser):
+    """Splits a page into the text runs a browser shows (script and style contents left out)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)  # references arrive on their own: raw text is told apart
+        self.runs: list[_TextRun] = []
+        self._run = _TextRun()
+        self._hidden: str | None = None
+
+    def _end_run(self) -> None:
+        if self._run.text:
+            self.runs.append(self._run)
+        self._run = _TextRun()
+
+    def _add(self, text: str, raw: bool) -> None:
+        if self._hidden is None:
+            offset = len(self._run.text)
+            self._run.text += text
+            if raw:
+                self._run.raw.update(offset + i for i, ch in enumerate(text) if ch in _MARKUP)
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        self._end_run()
+        if tag in ("script", "style"):
+            self._hidden = tag
+
+    def handle_startendtag(self, tag: str, attrs) -> None:
+        self._end_run()
+
+    def handle_endtag(self, tag: str) -> None:
+        self._end_run()
+        if tag == self._hidden:
+            self._hidden = None
+
+    def handle_data(self, data: str) -> None:
+        self._add(data, raw=True)
+
+    def handle_entityref(self, name: str) -> None:
+        self._add(html.unescape(f"&{name};"), raw=False)
+
+    def handle_charref(self, name: str) -> None:
+        self._add(html.unescape(f"&#{name};"), raw=False)
+
+    def handle_comment(self, data: str) -> None:
+        self._end_run()
+
+    def close(self) -> None:
+        super().close()
+        self._end_run()
+
+
+def _text_runs(html_text: str) -> list[_TextRun]:
+    reader = _PageReader()
+    reader.feed(html_text)
+    reader.close()
+    return reader.runs
+
+
+def _locate(runs: list[_TextRun], whole: set[str], html_text: str, text: str) -> str:
+    """Whether ``text`` is shown whole and escaped (found), shown only from raw markup characters or
+    present raw in the source where it became markup (unescaped), or absent (missing)."""
+    if text in whole:
+        return _FOUND
+    seen = False
+    for run in runs:
+        at = run.text.find(text)
+        while at >= 0:
+            seen = True
+            if not any(at <= i < at + len(text) for i in run.raw):
+                return _FOUND
+            at = run.text.find(text, at + 1)
+    if seen or (_MARKUP & set(text) and text in html_text):
+        return _UNESCAPED
+    return _MISSING

@@ -54,6 +54,17 @@ class WhisperConfig(ComputeConfig):
     whisper_language: str | None = Field(None, description="Force a language; default detects it.")
 
 
+def clamp_to(duration_s: float):
+    """Times held inside ``[0, duration_s]``, as plain floats: faster-whisper's come from the model's
+    timestamp tokens (batched inference pads a chunk to whole seconds), so on a short clip a word or
+    segment can end after the audio does (0.22 s on a 0.2 s clip)."""
+
+    def inside(seconds: float) -> float:
+        return min(max(float(seconds), 0.0), duration_s)
+
+    return inside
+
+
 @dataclass(frozen=True)
 class Transcription:
     transcript: Transcript
@@ -151,13 +162,15 @@ class Transcriber:
             raw_segments, info = pipeline.transcribe(audio, batch_size=self.batch_size, **options)
         else:
             raw_segments, info = self._whisper.transcribe(audio, **options)
+        duration = len(audio) / SAMPLE_RATE
+        inside = clamp_to(duration)
         segments = [
             Segment(
                 id=i,
-                start=s.start,
-                end=s.end,
+                start=inside(s.start),
+                end=inside(s.end),
                 text=s.text.strip(),
-                words=[Word(start=w.start, end=w.end, text=w.word.strip(), probability=w.probability)
+                words=[Word(start=inside(w.start), end=inside(w.end), text=w.word.strip(), probability=w.probability)
                        for w in s.words or [] if w.word.strip()],
                 avg_logprob=s.avg_logprob,
                 no_speech_prob=s.no_speech_prob,
@@ -169,7 +182,7 @@ class Transcriber:
             key=key,
             language=info.language,
             language_probability=info.language_probability,
-            duration_s=len(audio) / SAMPLE_RATE,
+            duration_s=duration,
             model=self.model,
             device=self.loaded_device or "cpu",
             segments=segments,

@@ -1,5 +1,7 @@
-"""``dagster dev`` on loopback: the project's workspace, a temporary instance and folders, and the
-local Ollama-compatible server in place of Ollama."""
+"""``dagster dev`` on loopback: the project's workspace, a temporary instance prepared as ``make dev``
+prepares its own, temporary folders, and the local Ollama-compatible server in place of Ollama.
+
+One ``dagster dev`` and one server serve every module of this folder (package scope)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from autorag_dagster.localserve import LocalServer
+from autorag_dagster.runner import prepare_dagster_home
 from tests.support.dagster_dev import (
     INSTANCE_YAML,
     REPO_ROOT,
@@ -24,7 +27,7 @@ from tests.support.dagster_dev import (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def ollama_server(tmp_path_factory) -> Iterator[LocalServer]:
     with LocalServer(
         models_dir=tmp_path_factory.mktemp("ollama-models"), pulled=["gemma4:latest", "nomic-embed-text"]
@@ -32,13 +35,14 @@ def ollama_server(tmp_path_factory) -> Iterator[LocalServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def dagster_dev(tmp_path_factory, ollama_server: LocalServer) -> Iterator[DagsterDev]:
     root = tmp_path_factory.mktemp("dagster-dev")
     home, audio_dir, data_dir = root / "dagster_home", root / "audio", root / "data"
     for folder in (home, audio_dir, data_dir):
         folder.mkdir()
-    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)  # an older file, brought up to date as `make dev` does
+    prepare_dagster_home(home)
     backfill_cron = "17 3 * * *"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AUTORAG_")},
@@ -50,6 +54,8 @@ def dagster_dev(tmp_path_factory, ollama_server: LocalServer) -> Iterator[Dagste
         "AUTORAG_BACKFILL_CRON": backfill_cron,
         "PYANNOTE_METRICS_ENABLED": "false",
         "OMP_NUM_THREADS": "1",
+        # the code server and the run workers import this checkout, not an installed copy
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
     port = free_port()
     command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"]

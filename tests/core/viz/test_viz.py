@@ -8,8 +8,10 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
+from autorag_dagster.core.checks import check_viz_page
 from autorag_dagster.core.types import SpeakerTranscript, TopicNode, TopicTree, Utterance
 from autorag_dagster.core.viz import page_relpath, render_page, write_index, write_page, write_preview_png
+from tests.core.test_checks import PUNCTUATED_TITLES, punctuated
 from tests.support.search_corpus import build_file
 
 CHROMIUM = "/usr/bin/chromium"
@@ -198,3 +200,21 @@ def test_preview_png(tmp_path, two_level_file):
 
     bare = write_preview_png(transcript, None, tmp_path / "bare.png")
     assert bare.stat().st_size > 0
+
+
+def test_the_page_check_reads_titles_and_text_as_chromium_does(tmp_path, open_page):
+    """Titles and transcript text holding ' & < > " : Chromium shows each one whole, and so does the check."""
+    tree, transcript = punctuated()
+    path = write_page(tmp_path, transcript, tree)
+    page = open_page(path)
+    assert page.locator("#outline .topic-title").all_text_contents() == [n.title for n in tree.walk()]
+    assert page.locator("#transcript .text").all_text_contents() == [u.text for u in transcript.utterances]
+    assert check_viz_page(path.read_text(encoding="utf-8"), tree, transcript) == []
+
+    # the same page with one title written raw: Chromium shows a bold element, and the check misses the title
+    raw = tmp_path / "raw.html"
+    raw.write_text(path.read_text(encoding="utf-8").replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>"), encoding="utf-8")
+    shown = open_page(raw).locator("#outline .topic-title").all_text_contents()
+    title = PUNCTUATED_TITLES[4]
+    assert title not in shown and title.replace("<b>", "").replace("</b>", "") in shown
+    assert check_viz_page(raw.read_text(encoding="utf-8"), tree, transcript) == [f"topic 5 {title!r} is not on the page"]
