@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,9 +27,11 @@ from dagster import (
     AssetKey,
     DagsterEventType,
     DagsterInstance,
+    DagsterRunStatus,
     Definitions,
     ExecuteInProcessResult,
     LoggerDefinition,
+    RunsFilter,
     colored_console_logger,
     logger,
 )
@@ -68,7 +71,9 @@ class _RunLogHandler(logging.Handler):
         if self.progress is None:
             return
         event = meta.get("dagster_event")
-        if event is not None and event.event_type == DagsterEventType.STEP_START:
+        if "blocked by limit for pool" in str(message):
+            self.progress(step, "waiting for the GPU pool: another run holds it")
+        elif event is not None and event.event_type == DagsterEventType.STEP_START:
             self.progress(step, "")
         elif (match := _FILE_PROGRESS.match(str(message))) and step:
             self.progress(step, f"{match.group(3)} {match.group(1)}/{match.group(2)}: {match.group(4)}")
@@ -250,6 +255,38 @@ def materialized(result: ExecuteInProcessResult) -> dict[str, set[str]]:
     return done
 
 
+PID_TAG = "autorag/pid"
+HOST_TAG = "autorag/host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def recover_abandoned_runs(instance: DagsterInstance) -> list[str]:
+    """Mark as failed the runs of an earlier embedded runner on this machine whose process is gone
+    (killed, out of memory), and free the ``gpu`` pool slots they still hold; otherwise the next
+    run would wait for those slots forever. Runs of ``dagster dev`` are left to its daemon."""
+    in_progress = instance.get_runs(
+        filters=RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.QUEUED])
+    )
+    host, recovered = socket.gethostname(), []
+    for run in in_progress:
+        pid = run.tags.get(PID_TAG)
+        if pid is None or run.tags.get(HOST_TAG) != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"The process that ran it (pid {pid}) ended without finishing the run.")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        recovered.append(run.run_id)
+    return recovered
+
+
 @dataclass
 class FolderRun:
     """What ``run_folder`` did: every run's result, and the files that failed (with why)."""
@@ -302,6 +339,7 @@ class EmbeddedDagster:
 
     def __post_init__(self) -> None:
         self._exit: list = []
+        self.abandoned: list[str] = []
         loggers = None
         if self.log_file is not None or self.progress is not None:
             if self.log_file is not None:
@@ -323,7 +361,13 @@ class EmbeddedDagster:
             resolved = environment.__enter__()
             self._exit.append(lambda: environment.__exit__(None, None, None))
             self.instance = DagsterInstance.from_config(str(resolved))
+            self.abandoned = recover_abandoned_runs(self.instance)
         return self
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Every run of this runner says which process runs it, so a later one can tell it was abandoned."""
+        return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
     def __exit__(self, *exc: object) -> None:
         self.instance.dispose()
@@ -346,13 +390,13 @@ class EmbeddedDagster:
     def run_file(self, key: str, selection: Sequence[str] | None = None) -> ExecuteInProcessResult:
         """Every per-file asset (or ``selection``) and its checks for one file, as one run."""
         return self.job(selection).execute_in_process(
-            partition_key=key, instance=self.instance, raise_on_error=False, run_config=self.run_config
+            partition_key=key, instance=self.instance, raise_on_error=False, run_config=self.run_config, tags=self.tags
         )
 
     def run_files(self, keys: Sequence[str], selection: Sequence[str] | None = None) -> ExecuteInProcessResult:
         """Every per-file asset (or ``selection``) and its checks for many files in ONE run, stage by
         stage (what a single-run backfill launches): each model loads once for all of them."""
-        tags = range_tags(self.instance, keys)
+        tags = {**range_tags(self.instance, keys), **self.tags}
         return self.job(selection).execute_in_process(
             instance=self.instance, raise_on_error=False, run_config=self.run_config, tags=tags
         )
@@ -390,7 +434,9 @@ class EmbeddedDagster:
     def index(self) -> ExecuteInProcessResult:
         """The unpartitioned LanceDB maintenance (full-text index, vector index, compaction)."""
         job = self.defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey("lancedb_index")})
-        return job.execute_in_process(instance=self.instance, raise_on_error=False, run_config=self.run_config)
+        return job.execute_in_process(
+            instance=self.instance, raise_on_error=False, run_config=self.run_config, tags=self.tags
+        )
 
 
 if __name__ == "__main__":  # `make dev`: python -m autorag_dagster.runner <DAGSTER_HOME>
