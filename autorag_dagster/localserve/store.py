@@ -41,6 +41,10 @@ class ModelStore:
         except ModelUnavailable:  # pulled, then its package was uninstalled: pulling again says what to install
             return None
 
+    def is_pulled(self, name: str) -> bool:
+        """Whether ``name`` has a manifest here (reads no weights)."""
+        return name in self.catalogue and self._path(name).is_file()
+
     def modified_at(self, spec: ModelSpec) -> datetime:
         return datetime.fromtimestamp(self._path(spec.name).stat().st_mtime, UTC)
 
