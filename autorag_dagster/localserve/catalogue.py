@@ -22,9 +22,9 @@ from functools import cache, cached_property
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+from typing import Any
 
 from autorag_dagster.ollama.names import canonical_name as _canonical
-from typing import Any
 
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625}
 """Bytes per KV-cache element by ``OLLAMA_KV_CACHE_TYPE`` (q8_0: 34 bytes per 32, q4_0: 18 per 32)."""

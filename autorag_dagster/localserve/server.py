@@ -26,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .backends import Completion, CompletionRequest, InputTooLong
-from .backends.base import count_tokens, fit_context
 from autorag_dagster.ollama.identity import backend_label, packaged_version
 
+from .backends import Completion, CompletionRequest, InputTooLong
+from .backends.base import count_tokens, fit_context
 from .catalogue import InvalidModelName, ModelSpec, ModelUnavailable, canonical_name
 from .config import ServerConfig
 from .durations import nanoseconds, rfc3339, utcnow

@@ -6,7 +6,6 @@ Ollama sharing the same ``OLLAMA_MODELS`` directory never reads.
 
 from __future__ import annotations
 
-
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime

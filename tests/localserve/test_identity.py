@@ -17,7 +17,8 @@ from autorag_dagster.localserve.server import SERVER_VERSION
 from autorag_dagster.ollama import OllamaClient, check_models
 from autorag_dagster.ollama.identity import identify_server, is_packaged_server, is_packaged_version
 from tests.support.localserve_http import chat_body, ndjson
-from tests.support.models import DETERMINISTIC_EMBED, DETERMINISTIC_LLM as DLLM, LLM
+from tests.support.models import DETERMINISTIC_EMBED, LLM
+from tests.support.models import DETERMINISTIC_LLM as DLLM
 
 # semver.org's regular expression: the version must stay a valid semantic version.
 SEMVER = re.compile(
