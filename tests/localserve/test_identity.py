@@ -144,3 +144,14 @@ def test_the_spawned_server_names_itself_and_each_model_with_its_backend(local_o
     gemma = next(line for line in output.splitlines() if line.strip().startswith("gemma4:latest:"))
     assert "[backend deterministic], a stand-in for tests, NOT gemma4:latest; pulled" in gemma
     assert "test routes on" in output
+
+
+def test_ollama_serve_refuses_a_real_name_it_cannot_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from autorag_dagster.cli import app
+
+    result = CliRunner().invoke(app, ["ollama-serve", "--models-dir", str(tmp_path), "--pull", "gemma4"])
+    assert result.exit_code == 2
+    flat = " ".join(result.output.split())
+    assert "cannot pre-pull ['gemma4']" in flat and "gemma4:latest, nomic-embed-text:latest run on a real Ollama" in flat
