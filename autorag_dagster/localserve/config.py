@@ -6,11 +6,19 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .backends import BACKENDS
-from .catalogue import DEFAULT_CATALOGUE, KV_BYTES_PER_ELEMENT, Catalogue, ModelUnavailable
+from .catalogue import (
+    DETERMINISTIC_MODELS,
+    KV_BYTES_PER_ELEMENT,
+    PACKAGED_CATALOGUE,
+    STAND_INS,
+    Catalogue,
+    ModelUnavailable,
+)
 from .durations import DurationError, parse_go_duration
 from .store import default_models_dir
 
@@ -35,6 +43,20 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """Settings of one server.
+
+    ``catalogue`` is what the server really runs (default: the packaged models). ``deterministic``
+    adds the deterministic test backend's models, named ``deterministic-*``; ``stand_in_names``
+    (which needs ``deterministic``) adds the same backend under real models' names, so tests can
+    run code configured for gemma4 and nomic-embed-text. Without it, a catalogue that would let
+    the deterministic backend answer under any other name is refused.
+
+    ``unload_delay``: an unload (keep_alive 0, expiry, eviction) answers at once; the runner
+    stops and leaves /api/ps ``unload_delay`` seconds later, as Ollama's asynchronous unload
+    does. 0 (the default) unloads before the answer, so /api/ps never lists a model that was
+    just unloaded.
+    """
+
     num_parallel: int = 1
     max_loaded_models: int = AUTO_MAX_LOADED_MODELS
     keep_alive: float = 300.0  # seconds; math.inf = forever
@@ -45,9 +67,19 @@ class ServerConfig:
     delay: float = 0.0  # seconds every generation or embedding request takes (lets tests see concurrency)
     load_delay: float = 0.0  # seconds every model load takes
     vram_bytes: int | None = None  # simulated GPU memory; None = unlimited (no memory evictions)
-    backend: str | None = None  # run every model on this backend instead of its catalogue backend
+    unload_delay: float = 0.0  # seconds an unload takes after its answer (see below)
     pulled: tuple[str, ...] = ()  # models to mark as pulled at start-up
-    catalogue: Catalogue = field(default_factory=lambda: DEFAULT_CATALOGUE)
+    catalogue: Catalogue = field(default_factory=lambda: PACKAGED_CATALOGUE)
+    deterministic: bool = False  # also offer the deterministic test models (deterministic-llm, -embed, -tiny)
+    stand_in_names: bool = False  # tests only: the deterministic backend also answers as gemma4 / nomic-embed-text
+    test_routes: bool = False  # serve /_autorag/events and /_autorag/script (tests)
+    never_unload: tuple[str, ...] = ()  # tests only: models that ignore keep_alive 0 (a stuck runner)
+
+    @cached_property
+    def offered(self) -> Catalogue:
+        """Every model this server can pull and serve: the catalogue plus the test models asked for."""
+        extra = (*(DETERMINISTIC_MODELS if self.deterministic else ()), *(STAND_INS if self.stand_in_names else ()))
+        return self.catalogue.with_specs(*extra) if extra else self.catalogue
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -62,23 +94,46 @@ class ServerConfig:
                 values[name] = _parse(f"argument {name}", parse, overrides[name])
             elif env.get(var, "").strip():
                 values[name] = _parse(var, parse, env[var].strip())
-        for name in ("backend", "catalogue"):
+        if overrides.get("catalogue") is not None:
+            values["catalogue"] = overrides["catalogue"]
+        for name in ("deterministic", "stand_in_names", "test_routes"):
             if overrides.get(name) is not None:
-                values[name] = overrides[name]
+                values[name] = bool(overrides[name])
         values["pulled"] = tuple(overrides.get("pulled") or ())
+        values["never_unload"] = tuple(overrides.get("never_unload") or ())
         config = cls(**values)
-        not_served = [n for n in config.pulled if n not in config.catalogue]
-        if not_served:
-            raise ConfigError(f"cannot pre-pull {not_served}: not in the catalogue ({', '.join(config.catalogue)})")
+        if config.stand_in_names and not config.deterministic:
+            raise ConfigError("stand_in_names needs deterministic: the stand-ins are the deterministic test backend")
+        offered = config.offered
+        if (stand_ins := offered.stand_ins()) and not config.stand_in_names:
+            raise ConfigError(
+                f"the deterministic test backend would answer as {', '.join(stand_ins)}: refused, it is not that"
+                " model. Its own models are named deterministic-*; tests that need real names set stand_in_names."
+            )
+        for setting, names in (("pre-pull", config.pulled), ("keep loaded", config.never_unload)):
+            if not_served := [n for n in names if n not in offered]:
+                raise ConfigError(f"cannot {setting} {not_served}: {_not_offered(config)}")
         for name in config.pulled:
             try:
-                config.catalogue[name]
+                offered[name]
             except ModelUnavailable as exc:
                 raise ConfigError(f"cannot pre-pull {name}: {exc}") from None
-        backends = {config.backend} if config.backend else config.catalogue.backends
-        if backends - set(BACKENDS):
-            raise ConfigError(f"unknown backend(s) {sorted(backends - set(BACKENDS))}; known: {sorted(BACKENDS)}")
+        if offered.backends - set(BACKENDS):
+            unknown = sorted(offered.backends - set(BACKENDS))
+            raise ConfigError(f"unknown backend(s) {unknown}; known: {sorted(BACKENDS)}")
         return config
+
+
+def _not_offered(config: ServerConfig) -> str:
+    offered = ", ".join(config.offered)
+    real = ", ".join(s.name for s in STAND_INS)
+    if config.deterministic:
+        return f"this server offers {offered} ({real} run on a real Ollama; tests that need the names set stand_in_names)"
+    return (
+        f"this server offers only the models it really runs ({offered}); {real} run on a real Ollama;"
+        " the deterministic test models (deterministic-llm, deterministic-embed) need the deterministic option"
+        " (`autorag ollama-serve --deterministic`)"
+    )
 
 
 def _parse(source: str, parse, value: Any) -> Any:
@@ -145,6 +200,7 @@ _ENV = {
     "delay": ("AUTORAG_LOCALSERVE_DELAY", _seconds),
     "load_delay": ("AUTORAG_LOCALSERVE_LOAD_DELAY", _seconds),
     "vram_bytes": ("AUTORAG_LOCALSERVE_VRAM", _bytes),
+    "unload_delay": ("AUTORAG_LOCALSERVE_UNLOAD_DELAY", _seconds),
 }
 
 

@@ -3,10 +3,13 @@
 Each event is a plain dict ``{"seq", "t", "kind", "model", ...}`` where ``t`` is seconds since
 the server started (monotonic clock). Kinds and their extra fields:
 
-- ``load``: num_ctx, parallel, size, size_vram, kv_cache_bytes, keep_alive (seconds, -1 = forever),
+- ``load``: num_ctx, parallel, size, size_vram, memory_source (measured, reported or computed)
+  and the figures behind size (``rss_growth_bytes_measured``, ``weights_bytes_reported``,
+  ``weights_bytes_computed``, ``kv_cache_bytes_computed``), keep_alive (seconds, -1 = forever),
   load_duration, backend
 - ``unload``: cause (keep_alive_expired, keep_alive_0, evicted_max_loaded, evicted_memory,
   reload, shutdown), num_ctx
+- ``unload_ignored``: cause (a ``never_unload`` model asked to unload)
 - ``reload``: changed (option names), old / new (their values), old_num_ctx, new_num_ctx
 - ``request_start``: endpoint, options, keep_alive, think, format (bool), in_flight (requests
   running on that model, this one included)

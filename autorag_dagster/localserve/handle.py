@@ -120,18 +120,23 @@ class SpawnedServer:
         port: int = 0,
         models_dir: str | Path | None = None,
         pulled: Iterable[str] = (),
-        backend: str | None = None,
+        deterministic: bool = False,
+        stand_in_names: bool = False,
+        test_routes: bool = False,
         **config: Any,
     ):
-        if "catalogue" in config:
-            raise TypeError("a spawned server serves the default catalogue; use LocalServer for a custom one")
-        ServerConfig.from_env(models_dir=models_dir, pulled=tuple(pulled), backend=backend, **config)  # fail early
+        for name in ("catalogue", "never_unload"):
+            if name in config:
+                raise TypeError(f"a spawned server takes no {name}; use LocalServer for that")
+        pulled = tuple(pulled)
+        flags = {"deterministic": deterministic, "stand_in_names": stand_in_names, "test_routes": test_routes}
+        ServerConfig.from_env(models_dir=models_dir, pulled=pulled, **flags, **config)  # fail early
         self._host = host
         self._port = port or _free_port(host)
         self._args = [
             *(["--models-dir", str(models_dir)] if models_dir else []),
             *(a for name in pulled for a in ("--pull", name)),
-            *(["--backend", backend] if backend else []),
+            *("--" + name.replace("_", "-") for name, on in flags.items() if on),
         ]
         self._env = {**os.environ, **env_for(config)}
         self._process: subprocess.Popen | None = None
@@ -170,6 +175,13 @@ class SpawnedServer:
                 time.sleep(0.1)
         self.stop()
         raise ServerStartError(f"the server process did not answer on {self.url} within 60 s")
+
+    def output(self) -> str:
+        """What the server process has written so far (its start-up lines, then uvicorn's log)."""
+        if self._log is None:
+            return ""
+        fd = self._log.fileno()  # shared with the child: read without moving its write offset
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     def stop(self) -> None:
         if self._process is not None:

@@ -8,7 +8,13 @@
 - A granted request holds a lease on the runner (its reference count). Work runs in one of
   ``parallel`` slots (1 for embedding-only models); requests beyond the slots wait.
 - When the last lease is released a keep_alive timer starts (a new request stops it); on
-  expiry, or at once for keep_alive 0, the runner is unloaded.
+  expiry, or at once for keep_alive 0, the runner is unloaded. With ``unload_delay`` the unload
+  is asynchronous, as Ollama's: the answer comes at once, the model stays in /api/ps (expiring
+  now) for that long. A model in ``never_unload`` (tests) ignores unloads, like a stuck runner.
+- /api/ps sizes: what a real backend's runner holds (measured RSS growth, else its library's
+  figure); for a simulated model, its weights plus the KV cache computed from its shape. Extra
+  ``memory`` fields say which, with every figure named ``*_measured``, ``*_reported`` or
+  ``*_computed``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from .catalogue import ModelSpec
 from .config import ServerConfig
 from .durations import expiry, rfc3339, utcnow
 from .events import EventLog
+from .memory import Memory
 from .options import RunnerOptions
 
 log = logging.getLogger(__name__)
@@ -49,9 +56,8 @@ class LoadedModel:
     runner: Runner
     options: RunnerOptions
     parallel: int
-    size: int
-    size_vram: int
-    kv_cache_bytes: int
+    kv_cache_bytes_computed: int
+    on_gpu: bool
     session: float  # keep_alive in seconds
     executor: ThreadPoolExecutor
     slots: asyncio.Semaphore
@@ -66,6 +72,14 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def memory(self) -> Memory:
+        """What the runner holds now (a llama.cpp runner grows as slots get their own context)."""
+        held = self.runner.memory()
+        if held is not None:
+            return Memory(held.size, held.source, {**held.figures, "kv_cache_bytes_computed": self.kv_cache_bytes_computed})
+        figures = {"weights_bytes_computed": self.spec.size, "kv_cache_bytes_computed": self.kv_cache_bytes_computed}
+        return Memory(sum(figures.values()), "computed", figures)
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -130,6 +144,7 @@ class Scheduler:
         self._backends: dict[str, Backend] = {}
         self._pending: asyncio.Queue[_Pending] = asyncio.Queue(config.max_queue)
         self._task: asyncio.Task | None = None
+        self._never_unload = {config.offered[name].name for name in config.never_unload}
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -172,34 +187,57 @@ class Scheduler:
         return Lease(self, model, perf_counter() - started)
 
     async def expire(self, spec: ModelSpec) -> None:
-        """keep_alive 0 without a prompt: unload now if idle, else after the running requests."""
+        """keep_alive 0 without a prompt: unload now if idle, else after the running requests.
+
+        With no ``unload_delay`` the model is gone before this returns; with one, the unload
+        goes on after the answer (Ollama's asynchronous unload).
+        """
         model = self.loaded.get(spec.name)
         if model is None:
+            return
+        if model.name in self._never_unload:
+            self.events.record("unload_ignored", model.name, cause="keep_alive_0")
             return
         model.session = 0.0
         model.cancel_timer()
         if model.refcount == 0:
-            await asyncio.shield(self._retire(model, "keep_alive_0"))
+            retiring = self._retire(model, "keep_alive_0")
+            if not self.config.unload_delay:
+                await asyncio.shield(retiring)
 
     def ps(self) -> list[dict[str, Any]]:
         now = utcnow()
         rows = []
         for model in self.loaded.values():
             expires = now if model.retiring else expiry(model.session, now) if model.refcount else model.expires_at
+            memory = model.memory()
             rows.append(
                 {
                     "name": model.name,
                     "model": model.name,
-                    "size": model.size,
-                    "size_vram": model.size_vram,
+                    "size": memory.size,
+                    "size_vram": self._vram(model, memory),
                     "digest": model.spec.digest,
                     "details": model.spec.details,
                     "expires_at": expires,
                     "context_length": model.options.num_ctx,
+                    "memory": self._memory_fields(model, memory),
                 }
             )
         rows.sort(key=lambda row: row["expires_at"], reverse=True)
         return [{**row, "expires_at": rfc3339(row["expires_at"])} for row in rows]
+
+    def _vram(self, model: LoadedModel, memory: Memory) -> int:
+        """GPU memory: 0 for a runner on the CPU; a simulated model's computed size on the simulated card."""
+        if not model.on_gpu:
+            return 0
+        return memory.size if self.config.vram_bytes is None else min(memory.size, self.config.vram_bytes)
+
+    @staticmethod
+    def _memory_fields(model: LoadedModel, memory: Memory) -> dict[str, Any]:
+        """The extra /api/ps fields that say where the sizes come from (Ollama clients ignore them)."""
+        device = "simulated GPU" if model.on_gpu else "CPU"
+        return {"source": memory.source, "device": device, "backend": model.spec.backend, **memory.figures}
 
     # -- the loop ------------------------------------------------------------------------------
     async def _loop(self) -> None:
@@ -251,7 +289,8 @@ class Scheduler:
         if len(self.loaded) >= self.config.max_loaded_models:
             return "evicted_max_loaded"
         vram = self.config.vram_bytes
-        if vram is not None and sum(m.size_vram for m in self.loaded.values()) + self._estimate(pending) > vram:
+        used = sum(self._vram(m, m.memory()) for m in self.loaded.values())
+        if vram is not None and used + self._estimate(pending) > vram:
             return "evicted_memory"
         return None
 
@@ -271,7 +310,7 @@ class Scheduler:
 
     async def _load(self, pending: _Pending) -> LoadedModel:
         spec, options, config = pending.spec, pending.options, self.config
-        backend_name = config.backend or spec.backend
+        backend_name = spec.backend
         if backend_name not in self._backends:
             self._backends[backend_name] = await asyncio.to_thread(create_backend, backend_name)
         parallel = self._parallel(spec)
@@ -281,17 +320,14 @@ class Scheduler:
             await asyncio.sleep(config.load_delay)
         load_duration = perf_counter() - started
         kv = spec.kv_cache_bytes(options.num_ctx, parallel, config.kv_cache_type)
-        size = runner.weights_bytes + kv
-        size_vram = (size if config.vram_bytes is None else min(size, config.vram_bytes)) if runner.on_gpu else 0
         session = config.keep_alive if pending.keep_alive is None else pending.keep_alive
         model = LoadedModel(
             spec=spec,
             runner=runner,
             options=options,
             parallel=parallel,
-            size=size,
-            size_vram=size_vram,
-            kv_cache_bytes=kv,
+            kv_cache_bytes_computed=kv,
+            on_gpu=runner.on_gpu,
             session=session,
             expires_at=expiry(session),
             executor=ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"localserve-{spec.name}"),
@@ -299,14 +335,16 @@ class Scheduler:
         )
         model.idle.set()
         self.loaded[spec.name] = model
+        memory = model.memory()
         self.events.record(
             "load",
             spec.name,
             num_ctx=options.num_ctx,
             parallel=parallel,
-            size=size,
-            size_vram=size_vram,
-            kv_cache_bytes=kv,
+            size=memory.size,
+            size_vram=self._vram(model, memory),
+            memory_source=memory.source,
+            **memory.figures,
             keep_alive=-1 if math.isinf(session) else session,
             load_duration=round(load_duration, 6),
             backend=backend_name,
@@ -329,6 +367,9 @@ class Scheduler:
         if model.retiring or model.closed:
             return
         if model.session <= 0:
+            if model.name in self._never_unload:
+                self.events.record("unload_ignored", model.name, cause="keep_alive_0")
+                return
             self._retire(model, "keep_alive_0")
             return
         model.expires_at = expiry(model.session)
@@ -349,6 +390,8 @@ class Scheduler:
 
     async def _unload_when_idle(self, model: LoadedModel, cause: str) -> None:
         await model.idle.wait()
+        if self.config.unload_delay:
+            await asyncio.sleep(self.config.unload_delay)
         await self._unload(model, cause)
 
     async def _unload(self, model: LoadedModel, cause: str) -> None:

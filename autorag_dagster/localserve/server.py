@@ -1,6 +1,9 @@
 """The HTTP routes of the Ollama-compatible server, and ``serve()`` for the CLI.
 
-Extension routes under ``/_autorag/`` expose the event log and scripted answers to tests.
+It says what it is: /api/version is Ollama's API version plus ``+autorag-localserve``, every
+model's ``details`` name its backend, /api/ps adds how its sizes were obtained, and ``serve()``
+prints each model with its backend at start-up. Extension routes under ``/_autorag/`` expose
+the event log and scripted answers to tests; they exist only when ``test_routes`` is set.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from autorag_dagster.ollama.identity import backend_label, packaged_version
+
 from .backends import Completion, CompletionRequest, InputTooLong
 from .backends.base import count_tokens, fit_context
 from .catalogue import InvalidModelName, ModelSpec, ModelUnavailable, canonical_name
@@ -35,7 +40,10 @@ from .scheduler import Lease, QueueFull, Scheduler, ShuttingDown
 from .script import ScriptBook, ScriptError
 from .store import ModelStore
 
-OLLAMA_VERSION = "0.32.15"
+OLLAMA_API_VERSION = "0.32.15"
+"""The Ollama release whose API this server follows (spec/ollama-api.md)."""
+SERVER_VERSION = packaged_version(OLLAMA_API_VERSION)
+"""What /api/version reports: ``0.32.15+autorag-localserve`` (semver build metadata; parses as 0.32.15)."""
 NDJSON = "application/x-ndjson"
 
 
@@ -46,14 +54,14 @@ class OllamaApi:
         self.config = config
         self.events = events or EventLog()
         self.scripts = scripts or ScriptBook()
-        self.store = ModelStore(config.models_dir, config.catalogue)
+        self.store = ModelStore(config.models_dir, config.offered)
         self.scheduler = Scheduler(config, self.events)
         for name in config.pulled:
             self.pull(name, source="start-up")
 
     def pull(self, name: str, source: str = "api") -> ModelSpec:
         """Mark a catalogue model as pulled (writes its manifest)."""
-        spec = self.config.catalogue[name]
+        spec = self.config.offered[name]
         self.store.write(spec)
         self.events.record("pull", spec.name, status="success", source=source)
         return spec
@@ -152,7 +160,7 @@ class OllamaApi:
         return PlainTextResponse("Ollama is running")
 
     async def version(self, request: Request) -> Response:
-        return JSONResponse({"version": OLLAMA_VERSION})
+        return JSONResponse({"version": SERVER_VERSION})
 
     async def tags(self, request: Request) -> Response:
         return JSONResponse(
@@ -208,10 +216,10 @@ class OllamaApi:
         except InvalidModelName:
             raise bad_request("invalid model name") from None
         lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
-        error = None if name in self.config.catalogue else "pull model manifest: file does not exist"
+        error = None if name in self.config.offered else "pull model manifest: file does not exist"
         if error is None:
             try:  # a packaged model reads its installed files and hashes its weights: off the event loop
-                layers = await asyncio.to_thread(lambda: self.config.catalogue[name].layers)
+                layers = await asyncio.to_thread(lambda: self.config.offered[name].layers)
             except ModelUnavailable as exc:
                 error = str(exc)
         if error is not None:
@@ -471,9 +479,12 @@ def create_app(config: ServerConfig, events: EventLog | None = None, scripts: Sc
         Route("/api/chat", api.chat, methods=["POST"]),
         Route("/api/generate", api.generate, methods=["POST"]),
         Route("/api/embed", api.embed, methods=["POST"]),
-        Route("/_autorag/events", api.events_route, methods=["GET", "DELETE"]),
-        Route("/_autorag/script", api.script_route, methods=["POST", "DELETE"]),
     ]
+    if config.test_routes:
+        routes += [
+            Route("/_autorag/events", api.events_route, methods=["GET", "DELETE"]),
+            Route("/_autorag/script", api.script_route, methods=["POST", "DELETE"]),
+        ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={ApiError: api_error, HTTPException: http_error}
     )
@@ -481,11 +492,31 @@ def create_app(config: ServerConfig, events: EventLog | None = None, scripts: Sc
     return app
 
 
+def startup_lines(config: ServerConfig, url: str) -> list[str]:
+    """What the server says about itself at start-up: what it is, and each model it offers with its backend."""
+    store = ModelStore(config.models_dir, config.offered)
+    lines = [
+        f"autorag packaged Ollama-compatible server {SERVER_VERSION} (not Ollama) on {url}",
+        f"models directory: {config.models_dir}",
+    ]
+    for name in config.offered:
+        backend = config.offered.backend_of(name)
+        stand_in = name in config.offered.stand_ins()
+        pulled = store.is_pulled(name)
+        lines.append(
+            f"  {name}: {backend_label(backend)} [backend {backend}]"
+            + (f", a stand-in for tests, NOT {name}" if stand_in else "")
+            + ("; pulled" if pulled else f"; not pulled (autorag pull {name})")
+        )
+    if config.test_routes:
+        lines.append("test routes on: /_autorag/events, /_autorag/script")
+    return lines
+
+
 def serve(host: str = "127.0.0.1", port: int = 11434, **overrides: Any) -> None:
     """Run the server in the foreground (the ``autorag ollama-serve`` command)."""
     config = ServerConfig.from_env(**overrides)
-    print(
-        f"Ollama-compatible server: models directory {config.models_dir}; serves {', '.join(config.catalogue)}",
-        file=sys.stderr,
-    )
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    app = create_app(config)  # pulls the start-up models first, so the lines say they are pulled
+    for line in startup_lines(config, f"http://{host}:{port}"):
+        print(line, file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -6,7 +6,6 @@ Ollama sharing the same ``OLLAMA_MODELS`` directory never reads.
 
 from __future__ import annotations
 
-
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -40,6 +39,10 @@ class ModelStore:
             return self.catalogue[name]
         except ModelUnavailable:  # pulled, then its package was uninstalled: pulling again says what to install
             return None
+
+    def is_pulled(self, name: str) -> bool:
+        """Whether ``name`` has a manifest here (reads no weights)."""
+        return name in self.catalogue and self._path(name).is_file()
 
     def modified_at(self, spec: ModelSpec) -> datetime:
         return datetime.fromtimestamp(self._path(spec.name).stat().st_mtime, UTC)

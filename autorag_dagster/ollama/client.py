@@ -128,7 +128,8 @@ class OllamaClient:
 
     ``on_event(kind, data)``, if given, is called (from worker threads too) on ``load``,
     ``retry``, ``validation_retry``, ``warm`` and ``evict``. ``backoff_s`` scales the
-    randomised exponential wait between retries (capped at 30 s).
+    randomised exponential wait between retries (capped at 30 s). ``evict_confirm_s`` is how long
+    an eviction waits for /api/ps to drop the model (Ollama unloads asynchronously).
     """
 
     def __init__(
@@ -146,6 +147,7 @@ class OllamaClient:
         temperature: float = _DEFAULTS.llm_temperature,
         max_output_tokens: int = _DEFAULTS.llm_max_output_tokens,
         backoff_s: float = 1.0,
+        evict_confirm_s: float = 30.0,
         on_event: EventHook | None = None,
     ):
         self.base_url = base_url.rstrip("/")
@@ -155,6 +157,7 @@ class OllamaClient:
         self.timeout, self.request_retries = timeout, request_retries
         self.validation_retries, self.max_concurrency = validation_retries, max_concurrency
         self.backoff_s = backoff_s
+        self.evict_confirm_s = evict_confirm_s
         self.on_event = on_event
         self.stats = ClientStats()
         self._client = ollama.Client(
@@ -354,12 +357,16 @@ class OllamaClient:
         self._emit("warm", model=model, num_ctx=num_ctx or self.num_ctx, seconds=seconds)
         return seconds
 
-    def evict(self, model: str | None = None, *, confirm_timeout: float = 30) -> None:
+    def evict(self, model: str | None = None, *, confirm_timeout: float | None = None) -> None:
         """Unload ``model`` (keep_alive 0, as ``ollama stop`` does) and wait until /api/ps drops it.
 
-        A model that is not pulled cannot be resident, so a 404 here is not an error.
+        Ollama answers the unload at once and stops the runner afterwards, so /api/ps may list the
+        model for a moment: it is polled (20 ms, doubling up to 0.5 s) for ``confirm_timeout``
+        seconds (default ``evict_confirm_s``), then ``ModelStillLoadedError``. A model that is not
+        pulled cannot be resident, so a 404 here is not an error.
         """
         model = model or self.llm_model
+        confirm_timeout = self.evict_confirm_s if confirm_timeout is None else confirm_timeout
         try:
             self._call(
                 "/api/generate", lambda: self._client.generate(model, "", keep_alive=0), model=model
@@ -375,7 +382,7 @@ class OllamaClient:
             pause = min(pause * 2, 0.5)
         self._emit("evict", model=model)
 
-    def evict_all(self, *, keep: Iterable[str] = (), confirm_timeout: float = 30) -> list[str]:
+    def evict_all(self, *, keep: Iterable[str] = (), confirm_timeout: float | None = None) -> list[str]:
         """Evict every resident model except those in ``keep``; returns the evicted names."""
         kept = {canonical_name(m) for m in keep}
         evicted = [m.name for m in self.ps() if canonical_name(m.name) not in kept]

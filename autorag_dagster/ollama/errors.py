@@ -98,10 +98,13 @@ class ModelStillLoadedError(OllamaError):
     """An evicted model is still listed by /api/ps after the confirmation window."""
 
     def __init__(self, model: str, base_url: str, waited: float):
-        self.model = model
+        self.model, self.base_url, self.waited = model, base_url, waited
         super().__init__(
-            f"Model {model!r} is still loaded on {base_url} {waited:g} s after keep_alive 0;"
-            " a request may still be running on it. Check `autorag models` (or `ollama ps`)."
+            f"Model {model!r} is still loaded on the Ollama server at {base_url}: /api/ps lists it"
+            f" {waited:g} s after it was asked to unload (keep_alive 0), so its memory is not free."
+            " Another client may be using it, or its runner is stuck. See what is loaded with"
+            f" `autorag models` (or `ollama ps`), stop it with `ollama stop {model}` or restart the"
+            " server, then run again."
         )
 
 

@@ -19,7 +19,7 @@ def test_root_version_and_unknown_routes(http):
     assert http.get("/").text == "Ollama is running"
     head = http.head("/")
     assert head.status_code == 200 and head.text == ""
-    assert http.get("/api/version").json() == {"version": "0.32.15"}
+    assert http.get("/api/version").json() == {"version": "0.32.15+autorag-localserve"}
     missing = http.get("/api/nope")
     assert (missing.status_code, missing.text) == (404, "404 page not found")
     assert http.get("/api/chat").status_code == 405
@@ -60,7 +60,7 @@ def test_x_and_x_latest_are_the_same_model(http, name):
     ("path", "body", "status", "error"),
     [
         ("/api/chat", chat_body("nope"), 404, "model 'nope' not found"),
-        ("/api/chat", chat_body(SMALL), 404, "model 'tiny-chat' not found"),  # in the catalogue, not pulled
+        ("/api/chat", chat_body(SMALL), 404, "model 'deterministic-tiny' not found"),  # in the catalogue, not pulled
         ("/api/generate", {"model": "nope", "prompt": "hi"}, 404, "model 'nope' not found"),
         ("/api/embed", {"model": "nope", "input": "hi"}, 404, 'model "nope" not found, try pulling it first'),
         ("/api/show", {"model": "nope"}, 404, "model 'nope' not found"),
@@ -108,7 +108,7 @@ def test_missing_body_is_a_400(http):
 def test_think_true_on_a_model_without_thinking_is_a_400(local_ollama, http):
     local_ollama.pull(SMALL)
     response = http.post("/api/chat", json={**chat_body(SMALL), "think": True})
-    assert (response.status_code, response.json()) == (400, {"error": '"tiny-chat" does not support thinking'})
+    assert (response.status_code, response.json()) == (400, {"error": '"deterministic-tiny" does not support thinking'})
     assert http.post("/api/chat", json={**chat_body(SMALL), "think": False}).status_code == 200
 
 

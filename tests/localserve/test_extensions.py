@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import ollama
 import pytest
 
 from autorag_dagster.localserve import ConfigError, ServerConfig
+from autorag_dagster.localserve.catalogue import DETERMINISTIC_TINY, PACKAGED_CATALOGUE
 from tests.support.localserve_http import chat_body
 from tests.support.models import LLM
 
@@ -94,10 +96,11 @@ def test_invalid_configuration_names_the_variable(env, named):
 
 
 def test_unknown_models_backends_and_settings_are_refused():
-    with pytest.raises(ConfigError, match="not in the catalogue"):
+    with pytest.raises(ConfigError, match=r"cannot pre-pull \['llama9'\]: this server offers only the models it really"):
         ServerConfig.from_env({}, pulled=["llama9"])
+    magic = replace(DETERMINISTIC_TINY, name="deterministic-magic:latest", backend="magic")
     with pytest.raises(ConfigError, match="unknown backend"):
-        ServerConfig.from_env({}, backend="magic")
+        ServerConfig.from_env({}, catalogue=PACKAGED_CATALOGUE.with_specs(magic))
     with pytest.raises(TypeError, match="num_paralel"):
         ServerConfig.from_env({}, num_paralel=8)
 

@@ -26,10 +26,10 @@ def test_pull_streams_ollamas_lines_in_order_then_the_model_is_usable(local_olla
     finished = [line for line in layers if line.get("completed") == line["total"]]
     assert len(finished) == len({line["digest"] for line in layers})  # every layer completes
     assert sum(line["total"] for line in finished) == next(
-        m["size"] for m in http.get("/api/tags").json()["models"] if m["name"] == "tiny-chat:latest"
+        m["size"] for m in http.get("/api/tags").json()["models"] if m["name"] == "deterministic-tiny:latest"
     )
     assert http.post("/api/chat", json={**chat_body(SMALL)}).status_code == 200
-    assert local_ollama.events(kind="pull", model="tiny-chat:latest")[-1]["status"] == "success"
+    assert local_ollama.events(kind="pull", model="deterministic-tiny:latest")[-1]["status"] == "success"
 
 
 def test_pull_of_an_unknown_model_streams_ollamas_error(local_ollama, http):
@@ -41,7 +41,7 @@ def test_pull_of_an_unknown_model_streams_ollamas_error(local_ollama, http):
 
 
 def test_pull_without_streaming_answers_success(http):
-    response = http.post("/api/pull", json={"model": "tiny-chat:latest", "stream": False})
+    response = http.post("/api/pull", json={"model": "deterministic-tiny:latest", "stream": False})
     assert (response.status_code, response.json()) == (200, {"status": "success"})
 
 
@@ -60,11 +60,13 @@ def test_ollama_client_pull_progress_and_streamed_error(local_ollama_client):
 
 
 def test_pulled_models_survive_a_restart_and_others_stay_missing(tmp_path):
-    with LocalServer(models_dir=tmp_path, pulled=[]) as first:
+    with LocalServer(models_dir=tmp_path, pulled=[], deterministic=True) as first:
         assert httpx.get(f"{first.url}/api/tags").json() == {"models": []}
-        httpx.post(f"{first.url}/api/pull", json={"model": "nomic-embed-text", "stream": False}).raise_for_status()
-    with LocalServer(models_dir=tmp_path) as second:
+        httpx.post(f"{first.url}/api/pull", json={"model": "deterministic-embed", "stream": False}).raise_for_status()
+    with LocalServer(models_dir=tmp_path, deterministic=True) as second:
         names = [m["name"] for m in httpx.get(f"{second.url}/api/tags").json()["models"]]
-        assert names == ["nomic-embed-text:latest"]
-        missing = httpx.post(f"{second.url}/api/chat", json=chat_body("gemma4"))
-        assert (missing.status_code, missing.json()) == (404, {"error": "model 'gemma4' not found"})
+        assert names == ["deterministic-embed:latest"]
+        missing = httpx.post(f"{second.url}/api/chat", json=chat_body("deterministic-llm"))
+        assert (missing.status_code, missing.json()) == (404, {"error": "model 'deterministic-llm' not found"})
+    with LocalServer(models_dir=tmp_path) as plain:  # without the option the test model is not offered at all
+        assert httpx.get(f"{plain.url}/api/tags").json() == {"models": []}

@@ -142,17 +142,30 @@ def test_show_reports_the_files_real_metadata(client):
     assert (embed.modelinfo["bert.embedding_length"], embed.modelinfo["bert.context_length"]) == (384, 256)
 
 
-def test_ps_shows_real_sizes_and_the_context(server, http):
+def test_ps_shows_measured_cpu_memory_and_the_context(server, http):
     http.post("/api/chat", json={"model": LLM, "messages": [], "options": {"num_ctx": 2048}}).raise_for_status()
     http.post("/api/embed", json={"model": EMBED, "input": "warm up"}).raise_for_status()
     rows = {row["name"]: row for row in http.get("/api/ps").json()["models"]}
     loads = {event["model"]: event for event in server.events(kind="load")}
-    # KV cache per slot: 2 x 30 blocks x 2048 x 3 KV heads x 64 x 2 bytes (f16)
-    assert loads[LLM]["kv_cache_bytes"] == 2 * 30 * 2048 * 3 * 64 * 2
-    assert rows[LLM]["size"] == GGUF.stat().st_size + loads[LLM]["kv_cache_bytes"]
-    assert (rows[LLM]["context_length"], rows[LLM]["size_vram"]) == (2048, 0)  # on the CPU: no VRAM
-    assert rows[ALL_MINILM.name]["size"] > MINILM.stat().st_size
-    assert rows[ALL_MINILM.name]["context_length"] == 256  # num_ctx is clipped to the model's max_seq_length
+    llm, embed = rows[LLM], rows[ALL_MINILM.name]
+    for row, backend in ((llm, "llama_cpp"), (embed, "sentence_transformers")):
+        memory = row["memory"]
+        # size is what the process really gained while the model loaded, on the CPU: no VRAM
+        assert (memory["source"], memory["device"], memory["backend"], row["size_vram"]) == (
+            "measured", "CPU", backend, 0
+        )
+        assert row["size"] == memory["rss_growth_bytes_measured"] > 0
+        assert loads[row["name"]]["size"] == row["size"] and loads[row["name"]]["memory_source"] == "measured"
+        assert not any(key.endswith("_bytes") for key in memory)  # every figure says how it was obtained
+    # llama.cpp's own count of its tensor bytes is close to the GGUF's size; the process held at least that
+    assert 0.9 * GGUF.stat().st_size < llm["memory"]["weights_bytes_reported"] <= GGUF.stat().st_size
+    # KV cache per slot, computed from the shape: 2 x 30 blocks x 2048 x 3 KV heads x 64 x 2 bytes (f16)
+    assert llm["memory"]["kv_cache_bytes_computed"] == loads[LLM]["kv_cache_bytes_computed"] == 2 * 30 * 2048 * 3 * 64 * 2
+    assert llm["size"] > llm["memory"]["weights_bytes_reported"]
+    assert llm["context_length"] == 2048
+    # all-MiniLM-L6-v2's 22.7M float32 parameters, and its small buffers (position ids)
+    assert 22_713_216 * 4 <= embed["memory"]["weights_bytes_reported"] < 1.01 * 22_713_216 * 4
+    assert embed["context_length"] == 256  # num_ctx is clipped to the model's max_seq_length
 
 
 # --- chat ------------------------------------------------------------------------------------

@@ -163,7 +163,7 @@ def test_eviction_picks_the_idle_model_with_the_shortest_keep_alive(local_ollama
         http.post("/api/embed", json={"model": EMBED, "input": "x"}).raise_for_status()
         assert sorted(m["name"] for m in loaded(http)) == [LLM, EMBED_NAME]
     assert [(e["model"], e["cause"]) for e in server.events(kind="unload")] == [
-        ("tiny-chat:latest", "evicted_max_loaded")
+        ("deterministic-tiny:latest", "evicted_max_loaded")
     ]
 
 

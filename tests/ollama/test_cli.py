@@ -55,3 +55,14 @@ def test_commands_name_the_url_when_nothing_answers(closed_port_url, autorag):
         result = autorag(closed_port_url, command)
         assert result.exit_code == 1
         assert closed_port_url in result.output and "autorag ollama-serve" in result.output
+
+
+def test_models_says_when_it_talks_to_the_packaged_server_and_names_each_backend(local_ollama_factory, autorag):
+    server = local_ollama_factory(pulled=[LLM, EMBED])
+    with make_client(server.url) as client:
+        client.warm()
+    result = autorag(server.url, "models")
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "packaged autorag server (not Ollama; 0.32.15+autorag-localserve)" in flat
+    assert "deterministic test backend" in flat and "backend" in flat

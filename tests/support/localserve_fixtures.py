@@ -2,7 +2,10 @@
 ``tests/conftest.py`` (``pytest_plugins``), so every test folder can ask for them by name:
 
 - ``local_ollama_factory(**overrides)`` starts an in-process server (stopped after the test);
-  defaults: 8 slots, the default models pulled into a temporary models directory.
+  defaults: 8 slots, the test routes on, and the deterministic backend opted in under the
+  stand-in names ``gemma4:latest`` and ``nomic-embed-text:latest`` (``stand_in_names``: the
+  names the pipeline is configured with on GPU hosts), both pulled into a temporary models
+  directory. The packaged models (smollm2:135m, all-minilm) are offered too.
 - ``local_ollama``: one such server with the defaults.
 - ``local_ollama_process``: the same, as an ``autorag ollama-serve`` child process.
 - ``local_ollama_client``: an ``ollama.Client`` pointed at ``local_ollama``.
@@ -30,7 +33,11 @@ DEFAULTS: dict[str, Any] = dict(
     context_length=4096,
     delay=0.0,
     load_delay=0.0,
+    unload_delay=0.0,
     pulled=DEFAULT_MODELS,
+    deterministic=True,
+    stand_in_names=True,  # on purpose: the deterministic backend answers as gemma4 and nomic-embed-text
+    test_routes=True,
 )
 
 

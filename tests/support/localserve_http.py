@@ -11,7 +11,7 @@ import httpx
 
 from tests.support.models import LLM
 
-SMALL = "tiny-chat"  # completion only: no thinking, not pulled by default
+SMALL = "deterministic-tiny"  # completion only: no thinking, not pulled by default
 
 
 def ndjson(response: httpx.Response) -> list[dict]:

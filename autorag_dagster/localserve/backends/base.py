@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..catalogue import ModelSpec
+from ..memory import Memory
 from ..options import RunnerOptions
 
 
@@ -58,8 +59,11 @@ class Embeddings:
 
 
 class Runner(Protocol):
-    weights_bytes: int
     on_gpu: bool  # whether /api/ps counts the runner's memory as VRAM
+
+    def memory(self) -> Memory | None:
+        """What the runner holds (measured or reported by its library); None for a simulated model."""
+        ...
 
     def complete(self, request: CompletionRequest) -> Completion: ...
 

@@ -31,12 +31,17 @@ class DeterministicBackend:
 
 
 class DeterministicRunner:
-    on_gpu = True  # it stands in for a GPU-resident model, so /api/ps reports its memory as VRAM
+    """Holds no weights: /api/ps shows the sizes computed from the model's shape, as simulated VRAM
+    (so tests of GPU tenancy see a card being used), and says they are computed."""
+
+    on_gpu = True
 
     def __init__(self, spec: LoadSpec):
         self.model = spec.model
         self.num_ctx = min(spec.num_ctx, spec.model.context_length)
-        self.weights_bytes = spec.model.size
+
+    def memory(self) -> None:
+        return None
 
     def complete(self, request: CompletionRequest) -> Completion:
         messages, prompt_tokens = fit_context(request.messages, self.num_ctx)

@@ -36,6 +36,7 @@ from llama_cpp.llama_chat_format import ChatFormatterResponse, Jinja2ChatFormatt
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from ..catalogue import ModelSpec, PackagedModel, parameter_size
+from ..memory import Memory, RssGrowth, runner_memory
 from .base import Completion, CompletionRequest, Embeddings, LoadSpec
 
 OLLAMA_SAMPLING_DEFAULTS: dict[str, Any] = {
@@ -115,7 +116,7 @@ class LlamaCppRunner:
         options = spec.options
         threads = options.num_thread if options.num_thread > 0 else 1
         self.name = spec.model.name
-        self.weights_bytes = spec.model.size
+        self._growth = RssGrowth()
         self._settings = dict(
             model_path=str(spec.model.weights),
             n_ctx=spec.num_ctx,
@@ -138,7 +139,14 @@ class LlamaCppRunner:
         )
 
     def _new_context(self) -> Llama:
-        return Llama(**self._settings)
+        with self._growth.measure():
+            return Llama(**self._settings)
+
+    def memory(self) -> Memory:
+        """The process's RSS growth while each slot's context loaded; llama.cpp's tensor bytes beside it."""
+        with self._lock:
+            reported = sum(llama_cpp.llama_model_size(llama.model) for llama in self._contexts)
+        return runner_memory(self._growth, reported, "weights_bytes_reported")
 
     @contextmanager
     def _slot(self) -> Iterator[Llama]:

@@ -18,6 +18,7 @@ from typing import Any
 from safetensors import safe_open
 
 from ..catalogue import ModelSpec, PackagedModel, parameter_size
+from ..memory import Memory, RssGrowth, runner_memory
 from .base import Completion, CompletionRequest, Embeddings, InputTooLong, LoadSpec
 
 POOLING_TYPES = {"pooling_mode_mean_tokens": 1, "pooling_mode_cls_token": 2, "pooling_mode_lasttoken": 3}
@@ -85,8 +86,11 @@ class SentenceTransformersRunner:
         torch.set_num_threads(1)
         torch.set_flush_denormal(True)
         self.name = spec.model.name
-        self.weights_bytes = spec.model.size
-        self._model = SentenceTransformer(str(spec.model.weights.parent), device="cpu", local_files_only=True)
+        self._growth = RssGrowth()
+        with self._growth.measure():
+            self._model = SentenceTransformer(str(spec.model.weights.parent), device="cpu", local_files_only=True)
+        tensors = [*self._model.parameters(), *self._model.buffers()]
+        self._tensor_bytes = sum(t.numel() * t.element_size() for t in tensors)
         self._limit = min(spec.num_ctx, self._model.max_seq_length)
         self._model.max_seq_length = self._limit
 
@@ -96,6 +100,10 @@ class SentenceTransformersRunner:
             raise InputTooLong(InputTooLong.message)
         vectors = self._model.encode(list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
         return Embeddings(vectors.tolist(), sum(min(n, self._limit) for n in lengths))
+
+    def memory(self) -> Memory:
+        """The process's RSS growth while the model loaded; torch's parameter and buffer bytes beside it."""
+        return runner_memory(self._growth, self._tensor_bytes, "weights_bytes_reported")
 
     def complete(self, request: CompletionRequest) -> Completion:
         raise NotImplementedError(f'"{self.name}" does not support chat')

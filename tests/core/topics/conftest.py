@@ -31,6 +31,9 @@ def start_server(tmp_path) -> Iterator[Callable[..., LocalServer]]:
                 models_dir=tmp_path / "models",
                 pulled=[LLM, EMBED],
                 delay=0.05,
+                deterministic=True,
+                stand_in_names=True,  # the deterministic backend answers as LLM and EMBED, on purpose
+                test_routes=True,
             )
             return stack.enter_context(LocalServer(**{**options, **overrides}))
 
