@@ -47,8 +47,11 @@ def ollama_or_local_server(settings: Settings, say: Say, *, own_port: bool = Fal
     AUTORAG_OLLAMA_BASE_URL points when that is this machine (on a free port with
     ``own_port``), and stops when the block ends.
     """
-    if ollama_answers(settings.ollama_base_url):
-        say(f"Using the Ollama server at {settings.ollama_base_url} ({settings.llm_model}, {settings.embed_model}).")
+    from autorag_dagster.ollama.identity import identify_server
+
+    identity = identify_server(settings.ollama_base_url)
+    if identity.version is not None:
+        say(f"Using {identity.description} ({settings.llm_model}, {settings.embed_model}).")
         yield settings
         return
     from autorag_dagster.localserve import SpawnedServer
@@ -65,6 +68,9 @@ def ollama_or_local_server(settings: Settings, say: Say, *, own_port: bool = Fal
         port=port, models_dir=settings.layout.localserve_models, num_parallel=2, max_loaded_models=1,
     )
     with server:
+        for line in server.output().splitlines():
+            if line.strip():
+                say(line.strip())
         say(f"Local server: {server.url}")
         yield packaged(settings, server.url)
 

@@ -16,7 +16,8 @@
 6. Records peak memory (this process and its children, the spawned model server among them).
 
 ``--models`` picks what answers the LLM and embedding calls: ``deterministic`` (the local server's
-fast schema-valid answers, gemma4:latest + nomic-embed-text), ``packaged`` (smollm2:135m on
+test double: fast schema-valid answers and hashed vectors, served as deterministic-llm and
+deterministic-embed), ``packaged`` (smollm2:135m on
 llama.cpp + all-minilm on sentence-transformers, served by the local server) or ``settings``
 (AUTORAG_* as configured, e.g. a real Ollama on a GPU host). With the local server the LLM
 figures come from its event log; with ``settings`` from the topic_tree step's metadata.
@@ -85,7 +86,7 @@ SCRIPTS = (SAMPLE_MEETING, PODCAST)
 LEAD_S, PAUSE_S = 0.5, 0.7  # silence before the first line and between lines
 
 LOCAL_MODELS = {  # --models: (LLM, embedder, server slots = LLM requests in flight)
-    "deterministic": ("gemma4:latest", "nomic-embed-text:latest", 8),
+    "deterministic": ("deterministic-llm:latest", "deterministic-embed:latest", 8),
     "packaged": (PACKAGED_LLM, f"{PACKAGED_EMBED}:latest", 1),
 }
 LLM_ENDPOINTS = {"chat", "generate"}
@@ -207,6 +208,7 @@ def model_endpoint(models: Models, workdir: Path, corpus_dir: Path) -> Iterator[
     try:
         server = SpawnedServer(
             models_dir=workdir / "models", pulled=[llm, embed], num_parallel=slots, max_loaded_models=2, keep_alive="5m",
+            deterministic=models is Models.deterministic, test_routes=True,
         )
     except ConfigError as exc:  # a packaged model whose package is not installed
         raise BenchError(f"--models {models.value}: {exc}") from None

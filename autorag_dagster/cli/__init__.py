@@ -106,6 +106,7 @@ def models() -> None:
     from autorag_dagster.cli import render
     from autorag_dagster.ollama import OllamaClient, OllamaError, canonical_name
     from autorag_dagster.ollama.errors import pull_commands
+    from autorag_dagster.ollama.identity import identify_server
 
     settings = _settings()
     with OllamaClient.from_config(settings.ollama_config, request_retries=0) as client:
@@ -115,7 +116,8 @@ def models() -> None:
         except OllamaError as exc:
             _fail(str(exc))
     required = {"LLM": settings.llm_model, "embeddings": settings.embed_model}
-    render.console.print(*render.models_tables(client.base_url, required, pulled, running, canonical_name))
+    identity = identify_server(client.base_url)
+    render.console.print(*render.models_tables(client.base_url, required, pulled, running, canonical_name, identity))
     missing = [model for model in required.values() if canonical_name(model) not in pulled]
     if missing:
         _fail(f"Missing: {', '.join(missing)}. Pull with {pull_commands(missing)}.")

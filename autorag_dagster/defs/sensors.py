@@ -15,7 +15,7 @@ from dagster import (
 from autorag_dagster.core.keys import valid_keys
 from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
-from autorag_dagster.ollama import check_models
+from autorag_dagster.ollama import Readiness, check_models
 
 READINESS_TIMEOUT_S = 10.0
 # A file whose size and mtime did not change for this long is complete; a younger one must
@@ -23,19 +23,23 @@ READINESS_TIMEOUT_S = 10.0
 SETTLE_SECONDS = 30.0
 
 
+def readiness(ollama: OllamaResource) -> Readiness:
+    with ollama.get_client(timeout=READINESS_TIMEOUT_S, request_retries=0) as client:
+        return check_models(client, ollama.required_models)
+
+
 def ollama_readiness_skip_reason(ollama: OllamaResource) -> SkipReason | None:
     """A ``SkipReason`` naming the missing models and the pull command, or None when all are pulled."""
-    with ollama.get_client(timeout=READINESS_TIMEOUT_S, request_retries=0) as client:
-        readiness = check_models(client, ollama.required_models)
-    return None if readiness.ready else SkipReason(readiness.message)
+    found = readiness(ollama)
+    return None if found.ready else SkipReason(found.message)
 
 
 @sensor(minimum_interval_seconds=60, description="Reports whether every required Ollama model is pulled.")
 def ollama_models_ready(context: SensorEvaluationContext, ollama: OllamaResource) -> SkipReason:
-    skip = ollama_readiness_skip_reason(ollama)
-    if skip is not None:
-        return skip
-    return SkipReason(f"Ready: {', '.join(ollama.required_models)} are pulled on {ollama.ollama_base_url}.")
+    found = readiness(ollama)
+    # Ready or not, the tick says which server answered (Ollama or the packaged one) and, on the
+    # packaged server, which backend runs each model.
+    return SkipReason(f"Ready. {found.message}" if found.ready else found.message)
 
 
 def _signature(size: int, mtime: float) -> list:

@@ -35,7 +35,9 @@ def test_all_models_pulled_reports_ready(local_ollama_factory):
     resource = OllamaResource(ollama_base_url=server.url, llm_model="gemma4", embed_model="nomic-embed-text")
 
     assert ollama_readiness_skip_reason(resource) is None
-    assert evaluate(resource).skip_message.startswith("Ready: gemma4, nomic-embed-text are pulled")
+    message = evaluate(resource).skip_message
+    assert message.startswith("Ready. All required models are pulled on the packaged autorag server (not Ollama")
+    assert "gemma4 (deterministic test backend, not a language model)" in message
 
 
 def test_unreachable_server_skips_with_how_to_start_it():

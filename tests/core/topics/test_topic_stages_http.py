@@ -10,7 +10,8 @@ from autorag_dagster.core.topics import build_topic_tree, check_tree
 from autorag_dagster.core.topics.buckets import build_view
 from autorag_dagster.core.types import SpeakerTranscript
 from autorag_dagster.localserve import max_in_flight
-from autorag_dagster.ollama import GpuTenancy, ModelNotFoundError, OllamaTimeoutError
+from autorag_dagster.gpu import GpuTenancy
+from autorag_dagster.ollama import ModelNotFoundError, OllamaTimeoutError
 from tests.support.models import LLM
 from tests.support.synthetic_transcripts import make_transcript
 
