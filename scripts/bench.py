@@ -47,7 +47,7 @@ import time  # noqa: E402
 from collections.abc import Callable, Iterable, Iterator, Sequence  # noqa: E402
 from contextlib import ExitStack, contextmanager  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from enum import Enum  # noqa: E402
+from enum import StrEnum  # noqa: E402
 from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -100,7 +100,7 @@ VERSIONS_OF = (
 )
 
 
-class Models(str, Enum):
+class Models(StrEnum):
     deterministic = "deterministic"
     packaged = "packaged"
     settings = "settings"

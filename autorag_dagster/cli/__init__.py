@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn
 
@@ -123,7 +123,7 @@ def models() -> None:
         _fail(f"Missing: {', '.join(missing)}. Pull with {pull_commands(missing)}.")
 
 
-class KvCacheType(str, Enum):
+class KvCacheType(StrEnum):
     f16 = "f16"
     q8_0 = "q8_0"
     q4_0 = "q4_0"
@@ -268,7 +268,7 @@ def _topic_rows(layout, outcomes) -> dict[str, dict]:
     return rows
 
 
-class SearchMode(str, Enum):
+class SearchMode(StrEnum):
     hybrid = "hybrid"
     vector = "vector"
     text = "text"

@@ -462,7 +462,7 @@ class OllamaClient:
             batch = list(texts[start : start + batch_size])
             response = self._call(
                 "/api/embed",
-                lambda: self._client.embed(model, batch, keep_alive=self.keep_alive),
+                lambda batch=batch: self._client.embed(model, batch, keep_alive=self.keep_alive),
                 model=model,
             )
             self.stats.add(embed_calls=1)

@@ -87,7 +87,7 @@ def test_multiuser_cache_appears_only_in_comments():
     for path in (COMPOSE, ROOT / "docker" / "dagster.yaml", ENV_EXAMPLE):
         lines = [line for line in path.read_text().splitlines() if "MULTIUSER_CACHE" in line]
         assert all(line.lstrip().startswith("#") for line in lines), (path, lines)
-    comment = " ".join(l for l in COMPOSE.read_text().splitlines() if "MULTIUSER_CACHE" in l)
+    comment = " ".join(line for line in COMPOSE.read_text().splitlines() if "MULTIUSER_CACHE" in line)
     assert "deliberately absent" in comment
 
 

@@ -134,7 +134,7 @@ def test_a_broken_run_launcher_config_is_rejected(dagster_home, instance_config)
     instance_config["run_launcher"]["config"]["env_vars"] = "AUTORAG_LLM_MODEL"
     write_instance(dagster_home, instance_config)
     with pytest.raises(DagsterInvalidConfigError):
-        InstanceRef.from_dir(str(dagster_home)).run_launcher
+        InstanceRef.from_dir(str(dagster_home)).run_launcher  # noqa: B018 - reading it is what must fail
 
 
 def test_workspaces_local_module_and_compose_grpc_server():

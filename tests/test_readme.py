@@ -1,0 +1,182 @@
+"""Every command the README gives a person to type, run verbatim, in the order a new user would.
+
+The commands run in a folder laid out like a fresh clone (the checkout's `.venv`, Makefile,
+scripts and project files linked in), with no Ollama anywhere and no AUTORAG_* variables, so
+`make run` makes `./data` there exactly as it would for the user. Real everything: espeak-ng,
+faster-whisper tiny.en, the offline diarizer, the packaged server with smollm2:135m and
+all-minilm, LanceDB, Dagster's embedded storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from autorag_dagster.core.types import TopicTree
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+LINKED = (".venv", "Makefile", "scripts", "pyproject.toml", "workspace.yaml", "autorag_dagster")
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the README's bash blocks, comments removed."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
+        for line in block.splitlines():
+            command = line.split("  #")[0].split(" # ")[0].strip()
+            if command:
+                commands.append(command)
+    return commands
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTORAG_", "OLLAMA_", "DAGSTER_"))}
+    return {**env, "HOME": str(home), "PYANNOTE_METRICS_ENABLED": "false", "COLUMNS": "200"}
+
+
+def run(command: str, project: Path, timeout: float = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        shlex.split(command), cwd=project, env=clean_env(project), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_legible(result: subprocess.CompletedProcess) -> str:
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and "dagster._core" not in output, output[-4000:]
+    return " ".join(output.split())
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A clone's layout: the checkout's environment linked in, nothing else."""
+    root = tmp_path_factory.mktemp("clone")
+    for name in LINKED:
+        (root / name).symlink_to(REPO / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def made_run(project):
+    result = run("make run", project)
+    return result
+
+
+def test_the_readme_lists_only_commands_this_test_runs():
+    covered = {
+        "make run", "make test", "make dev",
+        '.venv/bin/autorag search "how much money is left this year" --k 5',
+        '.venv/bin/autorag search "festival" --speaker SPEAKER_01 --mode text --json',
+        ".venv/bin/autorag --help", ".venv/bin/autorag run data/sample",
+        '.venv/bin/autorag search "who will print the posters"', ".venv/bin/autorag ollama-serve --port 11434",
+        ".venv/bin/autorag models", ".venv/bin/autorag pull", ".venv/bin/autorag tune --vram-gb 24",
+        ".venv/bin/python scripts/bench.py --help",
+    }
+    # `make test` is what CI runs (.ci/run); every other command is run below.
+    assert set(readme_commands()) == covered
+
+
+def test_make_run_on_the_sample(made_run, project):
+    flat = assert_legible(made_run)
+    assert made_run.returncode == 0, flat[-4000:]
+    assert "generated a" in flat and "sample meeting" in flat
+    assert "Model loads: whisper 1, diarizer 1, llm 1, embedder 1" in flat
+    [stored] = list((project / "data" / "files").glob("*/assets/topic_tree.json"))
+    tree = TopicTree.model_validate(json.loads(stored.read_text())["value"])
+    # Three clear subjects: the packaged model's tree has more than one chapter, and no title is
+    # the transcript's first words.
+    assert len(tree.nodes) >= 2, [n.title for n in tree.nodes]
+    assert not any(n.title.lower().startswith("good morning") for n in tree.walk())
+    assert (project / "data" / "logs" / "runs.log").stat().st_size > 0
+
+
+def test_the_search_commands_after_make_run(made_run, project):
+    assert made_run.returncode == 0
+    money = run('.venv/bin/autorag search "how much money is left this year" --k 5', project)
+    assert money.returncode == 0, money.stderr
+    assert "sample-meeting.wav" in money.stdout and "dollars" in money.stdout
+    festival = run('.venv/bin/autorag search "festival" --speaker SPEAKER_01 --mode text --json', project)
+    assert festival.returncode == 0, festival.stderr
+    hits = json.loads(festival.stdout)
+    assert hits and all("SPEAKER_01" in hit["speakers"] for hit in hits)
+    posters = run('.venv/bin/autorag search "who will print the posters"', project)
+    assert posters.returncode == 0 and "posters" in posters.stdout.lower(), posters.stderr
+
+
+def test_the_commands_block(made_run, project):
+    assert made_run.returncode == 0
+    helped = run(".venv/bin/autorag --help", project)
+    assert helped.returncode == 0 and "search" in helped.stdout and "ollama-serve" in helped.stdout
+    again = run(".venv/bin/autorag run data/sample", project)
+    flat = assert_legible(again)
+    assert again.returncode == 0, flat[-3000:]
+    assert "Model loads: whisper 1, diarizer 1" in flat
+    bench = run(".venv/bin/python scripts/bench.py --help", project, timeout=300)
+    assert bench.returncode == 0 and "--scale" in bench.stdout
+
+    server = subprocess.Popen(
+        shlex.split(".venv/bin/autorag ollama-serve --port 11434"), cwd=project, env=clean_env(project),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                version = httpx.get("http://127.0.0.1:11434/api/version", timeout=2).json()["version"]
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("autorag ollama-serve did not answer on port 11434")
+        assert version.endswith("+autorag-localserve")
+        models = run(".venv/bin/autorag models", project, timeout=300)
+        flat = assert_legible(models)
+        # The defaults ask for gemma4 and nomic-embed-text, which only a real Ollama has: the
+        # command says which server answered and what is missing, and exits 1.
+        assert models.returncode == 1 and "packaged autorag server" in flat and "gemma4:latest" in flat
+        pulled = run(".venv/bin/autorag pull", project, timeout=300)
+        flat = assert_legible(pulled)
+        assert pulled.returncode == 1 and "gemma4" in flat and "Ollama" in flat
+        tuned = run(".venv/bin/autorag tune --vram-gb 24", project, timeout=300)
+        flat = assert_legible(tuned)
+        assert tuned.returncode == 1 and "gemma4" in flat
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_make_dev_serves_the_ui(made_run, project):
+    dev = subprocess.Popen(
+        ["make", "dev"], cwd=project, env=clean_env(project), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.post("http://127.0.0.1:3000/graphql", json={"query": "{ version }"}, timeout=5)
+                if answer.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert dev.poll() is None, dev.stdout.read()[-3000:]
+            time.sleep(1)
+        else:
+            pytest.fail("make dev did not serve the UI on 127.0.0.1:3000")
+        runs = httpx.post(
+            "http://127.0.0.1:3000/graphql", json={"query": "{ runsOrError { ... on Runs { results { runId } } } }"},
+            timeout=30,
+        ).json()
+        assert runs["data"]["runsOrError"]["results"]  # the main job's runs, in the storage make dev opens
+    finally:
+        os.killpg(dev.pid, signal.SIGKILL)  # dagster dev started this way ignores SIGTERM
+        dev.wait(timeout=30)
