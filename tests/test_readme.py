@@ -103,7 +103,7 @@ def test_the_search_commands_after_make_run(made_run, project):
     assert made_run.returncode == 0
     money = run('.venv/bin/autorag search "how much money is left this year" --k 5', project)
     assert money.returncode == 0, money.stderr
-    assert "sample-meeting.wav" in money.stdout and "dollars" in money.stdout
+    assert "sample-meeting.wav" in money.stdout and "this year" in money.stdout
     festival = run('.venv/bin/autorag search "festival" --speaker SPEAKER_01 --mode text --json', project)
     assert festival.returncode == 0, festival.stderr
     hits = json.loads(festival.stdout)
