@@ -11,6 +11,10 @@ SUBJECTS = {
     "budget": "the quarterly budget shows travel costs rising so we cut the printing invoices".split(),
     "harbour": "the ferry from Marlowe harbour leaves at dawn when the tide and the wind allow".split(),
     "robots": "the robot arm calibrates its gripper sensors before sorting parcels on the conveyor".split(),
+    "festival": "the summer festival needs tents posters and a band playing music in the park".split(),
+    "library": "the library closes in June while builders repair the roof above the reading room".split(),
+    "football": "our football team trains on Thursday and the coach wants new boots and goal nets".split(),
+    "weather": "heavy rain and storms are forecast so the farmers harvest the wheat early this week".split(),
 }
 
 WORD_S = 0.4  # one word every 0.4 s
@@ -52,6 +56,15 @@ def make_transcript(
     return SpeakerTranscript(key=key, duration_s=round(t + tail_s, 3), language="en", utterances=utterances)
 
 
+EIGHT_SUBJECTS = [
+    (subject, 75.0, speakers)
+    for subject, speakers in zip(
+        ["garden", "budget", "harbour", "robots", "festival", "library", "football", "weather"],
+        [["A", "B"], ["B", "A"], ["C", "A"], ["A", "C"], ["B", "C"], ["C", "B"], ["A", "B", "C"], ["C", "A", "B"]],
+    )
+]
+"""Ten minutes of eight 75 s subjects: chapters of two subjects each, or eight chapters."""
+
 TEN_MINUTES = [
     ("garden", 150.0, ["SPEAKER_01", "SPEAKER_00"]),
     ("budget", 150.0, ["SPEAKER_00", "SPEAKER_02"]),
@@ -59,3 +72,31 @@ TEN_MINUTES = [
     ("robots", 150.0, ["SPEAKER_01", "SPEAKER_02", "SPEAKER_00"]),
 ]
 
+
+
+# --- the bundled sample meeting, as a transcript built from its script (no audio) -------------
+
+SAMPLE_SUBJECT_LINES = {"garden": 0, "budget": 6, "festival": 10}
+"""Index of the script line where each subject of ``samples.SAMPLE_MEETING`` begins (the
+opening agenda line belongs to the first subject)."""
+
+
+def sample_meeting(*, pause_s: float = 0.7, lead_s: float = 0.5, key: str = "sample-meeting.wav"):
+    """The sample meeting's transcript with word timings at each voice's speaking rate, and the
+    start times of its subjects (garden, budget, festival)."""
+    from autorag_dagster.samples import SAMPLE_MEETING, VOICES
+
+    utterances: list[Utterance] = []
+    t = lead_s
+    starts: list[float] = []
+    for i, (speaker, text) in enumerate(SAMPLE_MEETING):
+        if i in SAMPLE_SUBJECT_LINES.values():
+            starts.append(round(t, 3) if i else 0.0)
+        word_s = 60.0 / VOICES[speaker].speed * 1.1  # espeak-ng is a little slower than its nominal rate
+        ws = [
+            SpeakerWord(start=round(t + j * word_s, 3), end=round(t + (j + 1) * word_s - 0.05, 3), text=" " + w, speaker=speaker)
+            for j, w in enumerate(text.split())
+        ]
+        utterances.append(Utterance(speaker=speaker, start=ws[0].start, end=ws[-1].end, text=text, words=ws))
+        t = ws[-1].end + 0.05 + pause_s
+    return SpeakerTranscript(key=key, duration_s=round(t, 3), language="en", utterances=utterances), starts
