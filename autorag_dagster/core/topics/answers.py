@@ -119,8 +119,25 @@ def grounded(title: str, span_text: str) -> bool:
     return bool(set(content_terms(title)) & set(content_terms(span_text)))
 
 
-def title_problems(title: str, span_text: str) -> list[str]:
-    """Why a title does not name its span's subject (empty list: it may)."""
+def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    said = [w.lower() for w in _WORD.findall(text)]
+    return {tuple(said[i : i + n]) for i in range(len(said) - n + 1)}
+
+
+def copies_prompt(text: str, scaffold: str, span_text: str, n: int) -> bool:
+    """Whether ``text`` repeats ``n`` consecutive words of the prompt's own text (instructions, worked
+    example) that the span's transcript does not contain."""
+    if not scaffold:
+        return False
+    n = min(n, len(_WORD.findall(text)))
+    if n < 3:
+        return False
+    return bool((_ngrams(text, n) & _ngrams(scaffold, n)) - _ngrams(span_text, n))
+
+
+def title_problems(title: str, span_text: str, scaffold: str = "") -> list[str]:
+    """Why a title does not name its span's subject (empty list: it may). ``scaffold``: the prompt
+    without the transcript, whose wording (instructions, example) a title must not repeat."""
     problems = []
     if not title.strip():
         return ["the title is empty"]
@@ -128,21 +145,27 @@ def title_problems(title: str, span_text: str) -> list[str]:
         problems.append("the title shares no word with the transcript of its part")
     if starts_like(title, span_text, 3):
         problems.append("the title copies the first words of the transcript instead of naming the subject")
+    if copies_prompt(title, scaffold, span_text, 3):
+        problems.append("the title repeats the instructions or the example instead of naming the subject")
     return problems + echo_problems(title, "title")
 
 
-def summary_problems(summary: str, span_text: str) -> list[str]:
+def summary_problems(summary: str, span_text: str, scaffold: str = "") -> list[str]:
     if not summary.strip():
         return ["the summary is empty"]
     problems = []
+    if not grounded(summary, span_text):
+        problems.append("the summary shares no word with the transcript of its part")
     if starts_like(summary, span_text, 5):
         problems.append("the summary copies the first words of the transcript")
+    if copies_prompt(summary, scaffold, span_text, 4):
+        problems.append("the summary repeats the instructions or the example")
     return problems + echo_problems(summary, "summary")
 
 
-def naming_problems(title: str, summary: str, span_text: str) -> tuple[list[str], list[str]]:
+def naming_problems(title: str, summary: str, span_text: str, scaffold: str = "") -> tuple[list[str], list[str]]:
     """(title problems, summary problems) of grounding, prompt echo and first-words copying."""
-    return title_problems(title, span_text), summary_problems(summary, span_text)
+    return title_problems(title, span_text, scaffold), summary_problems(summary, span_text, scaffold)
 
 
 def fallback_title(span_text: str, file_text: str) -> str:

@@ -15,7 +15,7 @@ from autorag_dagster.core.topics.buckets import fmt_time
 
 Messages = list[dict[str, str]]
 
-PROMPT_VERSION = "topics-2"
+PROMPT_VERSION = "topics-4"
 """Changes whenever a prompt or a schema changes meaning: part of every cached answer's key."""
 
 _env = Environment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
@@ -42,12 +42,16 @@ one subject.
 everything is about one subject.
 - Answer with the numbers of those places, in increasing order.
 
-Example: at [1] the words before are about a garden and the words after are still about the garden; at [2] \
-the words after begin "Now the budget"; at [3] a new speaker answers a budget question. Answer: {"changes": [2]}
+- "words change" says how much the vocabulary changes at a place. Where it is strong a new subject \
+begins: always include those places. Where it is weak a new subject rarely begins.
+
+Example: at [1] the words before and after are both about a football match; at [2] the words after begin \
+"Next, the new library"; at [3] a new speaker answers a question about the library. Answer: {"changes": [2]}
 
 {{ what | capitalize }}: {{ span }}, speakers: {{ speakers }}.
 {% for c in candidates %}
-[{{ c.number }}] at {{ c.time }}
+[{{ c.number }}] at {{ c.time }}{% if c.change %}, words change: {{ c.change }}{% endif %}
+
   before: "{{ c.before }}"
   after: "{{ c.after }}"
 {% endfor %}
@@ -129,6 +133,7 @@ class CandidateView:
     time: str
     before: str
     after: str
+    change: str = ""  # how much the words change there: "strong", "clear" or "weak" ("" unknown)
 
 
 def boundary_messages(
@@ -153,6 +158,15 @@ def split_messages(transcript: str, *, start: float, end: float, speakers: list[
 def summary_messages(transcript: str, *, speakers: list[str]) -> Messages:
     """Only the part's own lines (``Speaker K: words``, no times): one task, one worked example."""
     return _messages(_SUMMARY.render(speakers=", ".join(speakers) or "no speaker", transcript=transcript))
+
+
+def summary_scaffold() -> str:
+    """The summary prompt's own words (system message, instructions, worked example), without any transcript."""
+    return SYSTEM + "\n" + _SUMMARY.render(speakers="", transcript="")
+
+
+def file_scaffold() -> str:
+    return SYSTEM + "\n" + _FILE.render(sections=[], duration="", speakers="")
 
 
 def file_messages(sections: list[dict], *, duration: float, speakers: list[str]) -> Messages:

@@ -57,6 +57,13 @@ class TopicConfig(BaseModel):
     max_l2_topics: int = Field(6, ge=2)
     max_candidates: int = Field(12, ge=1, description="Most candidate boundaries shown to the model per call.")
     unit_s: float = Field(20.0, gt=0, description="Longer utterances are cut at sentence ends into units of cohesion.")
+    keep_strong_changes: bool = Field(
+        True,
+        description="The model must keep the candidates where the words change strongly (depth at least "
+        "strong_factor times the cutoff) and the clearest one the lexical segmentation chose; otherwise its "
+        "answer is re-asked, then replaced by the lexical segmentation. False for a model trusted to merge them.",
+    )
+    strong_factor: float = Field(1.5, gt=0, description="A candidate this many times the cutoff deep is strong.")
     chars_per_token: float = Field(3.0, gt=0, description="Conservative estimate to keep prompts inside num_ctx.")
     reserve_tokens: int = Field(1024, ge=0, description="Context kept for the instructions and the answer.")
 
@@ -117,16 +124,22 @@ class FileContext:
 # --- boundaries: the model picks among lexical candidates ------------------------------------------
 
 
-def candidate_views(ctx: FileContext, candidates: list[Candidate]) -> list[prompts.CandidateView]:
-    """Each candidate with the words just before and just after it."""
+def candidate_views(
+    ctx: FileContext, candidates: list[Candidate], threshold: float | None = None
+) -> list[prompts.CandidateView]:
+    """Each candidate with the words just before and just after it, and how much the words change there."""
     lines = ctx.cohesion.lines
     views = []
     for number, c in enumerate(candidates, 1):
         before = " ".join(ln.text for ln in lines[max(0, c.index - 3) : c.index]).split()[-EXCERPT_WORDS:]
         after_lines = lines[c.index : c.index + 3]
         after = " ".join(ln.text for ln in after_lines).split()[:EXCERPT_WORDS]
+        strength = ""
+        if threshold is not None:
+            strong = ctx.config.strong_factor * threshold
+            strength = "strong" if c.depth >= strong else "clear" if c.depth >= threshold else "weak"
         views.append(prompts.CandidateView(
-            number=number, time=fmt_time(c.time),
+            number=number, time=fmt_time(c.time), change=strength,
             before=("… " if len(before) == EXCERPT_WORDS else "") + " ".join(before),
             after=f"{after_lines[0].speaker}: " + " ".join(after) + " …",
         ))
@@ -164,20 +177,36 @@ def _starts(
 ) -> tuple[list[float], str, list[float]]:
     stage = "level1" if level == 1 else "level2"
     found = boundary_candidates(ctx, lo, hi, min_len=min_len)
-    lexical = choose(found, lo, hi, min_len=min_len, max_topics=max_topics, threshold=ctx.cohesion.cutoff(lo, hi))
+    threshold = ctx.cohesion.cutoff(lo, hi)
+    lexical = choose(found, lo, hi, min_len=min_len, max_topics=max_topics, threshold=threshold)
     max_changes = min(max_topics - 1, len(found))
     if not found or max_changes < 1:
         return lexical, "lexical", lexical
     messages = prompts.boundary_messages(
-        candidate_views(ctx, found), level=level, start=lo, end=hi, speakers=ctx.view.speakers_in(lo, hi),
-        max_changes=max_changes, min_len=min_len,
+        candidate_views(ctx, found, threshold), level=level, start=lo, end=hi,
+        speakers=ctx.view.speakers_in(lo, hi), max_changes=max_changes, min_len=min_len,
     )
-    answer = run.ask(
-        messages, subject_changes_schema(len(found), max_changes),
-        lambda value: subject_change_problems(list(value.changes)), num_ctx=num_ctx,
-    )
+    required: list[int] = []
+    if ctx.config.keep_strong_changes and len(lexical) > 1:
+        strong = ctx.config.strong_factor * threshold
+        clearest = max(range(len(found)), key=lambda i: found[i].depth) + 1
+        required = sorted({clearest, *(n for n, c in enumerate(found, 1) if c.depth >= strong)})
+
+    def judge(value) -> list[str]:
+        problems = subject_change_problems(list(value.changes))
+        missing = [n for n in required if n not in value.changes]
+        if missing:
+            problems.append(
+                f"the words change strongly at {', '.join(f'[{n}]' for n in missing)}: a new subject begins "
+                "there, so those numbers must be in the answer"
+            )
+        return problems
+
+    answer = run.ask(messages, subject_changes_schema(len(found), max_changes), judge, num_ctx=num_ctx)
     if answer.usable:
-        return [lo, *(found[n - 1].time for n in answer.value.changes)], "llm", lexical
+        chosen = [found[n - 1] for n in answer.value.changes]
+        # too close together: the deeper one wins, as in the lexical choice
+        return choose(chosen, lo, hi, min_len=min_len, max_topics=max_topics, threshold=0.0), "llm", lexical
     run.fallback(stage, node, answer.problems)
     return lexical, "lexical", lexical
 
@@ -251,7 +280,7 @@ def level2(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> None:
 
 def _settle(
     run: StageRunner, ctx: FileContext, stage: str, node: str | None, answer: Answer, span: str,
-    speakers: list[str], make_fallback: Callable[[], tuple[str, str]],
+    speakers: list[str], make_fallback: Callable[[], tuple[str, str]], scaffold: str,
 ) -> tuple[str, str]:
     """The answer's title and summary; what is still wrong after the re-ask is repaired or replaced
     by the fallback's part (title and summary separately, made only when needed), and recorded."""
@@ -264,13 +293,13 @@ def _settle(
     run.fallback(stage, node, answer.problems)
     fallback = make_fallback()
     title, summary = repair_text(title, summary, ctx.vocabulary, speakers, fallback)
-    bad_title, bad_summary = naming_problems(title, summary, span)
+    bad_title, bad_summary = naming_problems(title, summary, span, scaffold)
     return (fallback[0] if bad_title else title), (fallback[1] if bad_summary else summary)
 
 
-def _judge(ctx: FileContext, span: str, speakers: list[str]):
+def _judge(ctx: FileContext, span: str, speakers: list[str], scaffold: str):
     def judge(value: NodeSummary | FileSummary) -> list[str]:
-        bad_title, bad_summary = naming_problems(value.title, value.summary, span)
+        bad_title, bad_summary = naming_problems(value.title, value.summary, span, scaffold)
         return [*text_problems(value.title, value.summary, ctx.vocabulary, speakers), *bad_title, *bad_summary]
 
     return judge
@@ -294,8 +323,9 @@ def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> Non
             render_lines(merge_turns(lines), numbered=False, timed=False, max_chars=ctx.config.max_chars(run.num_ctx)),
             speakers=speakers,
         )
-        answer = run.ask(messages, NodeSummary, _judge(ctx, span, speakers))
-        node.title, node.summary = _settle(run, ctx, "summary", node.id, answer, span, speakers, fallback)
+        scaffold = prompts.summary_scaffold()
+        answer = run.ask(messages, NodeSummary, _judge(ctx, span, speakers, scaffold))
+        node.title, node.summary = _settle(run, ctx, "summary", node.id, answer, span, speakers, fallback, scaffold)
 
     run.client.fan_out(write, nodes)
 
@@ -318,6 +348,6 @@ def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -
     sections = [{"span": prompts.span_text(n.start, n.end), "title": n.title, "summary": n.summary} for n in nodes]
     answer = run.ask(
         prompts.file_messages(sections, duration=ctx.duration, speakers=speakers),
-        FileSummary, _judge(ctx, ctx.file_text, speakers),
+        FileSummary, _judge(ctx, ctx.file_text, speakers, prompts.file_scaffold()),
     )
-    return _settle(run, ctx, "file", None, answer, ctx.file_text, speakers, fallback)
+    return _settle(run, ctx, "file", None, answer, ctx.file_text, speakers, fallback, prompts.file_scaffold())

@@ -122,6 +122,7 @@ def topic_quality_problems(
     dicts with ``stage`` and ``node`` (as stored in metadata); None when unknown.
     """
     from autorag_dagster.core.topics.answers import naming_problems
+    from autorag_dagster.core.topics.prompts import summary_scaffold
 
     problems: list[str] = []
     listed = getattr(fallbacks, "fallbacks", fallbacks)
@@ -139,6 +140,6 @@ def topic_quality_problems(
         span = view.text(node.start, node.end)
         if not span.strip():
             continue
-        bad_title, bad_summary = naming_problems(node.title, node.summary, span)
+        bad_title, bad_summary = naming_problems(node.title, node.summary, span, summary_scaffold())
         problems += [f"node {node.id} {node.title!r}: {p}" for p in [*bad_title, *bad_summary]]
     return problems
