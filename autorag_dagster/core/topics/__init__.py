@@ -9,7 +9,11 @@ stages in order; ``runner`` talks to the model (cache, residency, re-asks, fallb
 from autorag_dagster.core.topics.build import TopicStats, build_topic_tree
 from autorag_dagster.core.topics.runner import LlmResidency
 from autorag_dagster.core.topics.stages import TopicConfig
-from autorag_dagster.core.topics.tree import check_tree, outline_markdown, topic_quality_problems
+from autorag_dagster.core.topics.tree import (
+    check_tree,
+    outline_markdown,
+    topic_quality_problems,
+)
 
 __all__ = [
     "LlmResidency", "TopicConfig", "TopicStats", "build_topic_tree", "check_tree", "outline_markdown",

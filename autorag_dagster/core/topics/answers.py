@@ -13,7 +13,13 @@ from __future__ import annotations
 import re
 
 from autorag_dagster.core.topics.buckets import Line, tokens
-from autorag_dagster.core.topics.lexical import TfIdf, central_sentences, content_terms, key_phrase, sentences
+from autorag_dagster.core.topics.lexical import (
+    TfIdf,
+    central_sentences,
+    content_terms,
+    key_phrase,
+    sentences,
+)
 
 _SPEAKER = re.compile(r"\bSpeaker\s+(\d+)\b")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
@@ -114,9 +120,18 @@ def starts_like(text: str, span_text: str, n: int) -> bool:
     return k >= 2 and len(spoken) >= k and said[:k] == spoken[:k]
 
 
-def grounded(title: str, span_text: str) -> bool:
-    """Whether the title shares at least one content word (stemmed) with its span's transcript."""
-    return bool(set(content_terms(title)) & set(content_terms(span_text)))
+def grounded(text: str, span_text: str, share: float = 0.5) -> bool:
+    """Whether at least one, and at least ``share``, of the content words (stemmed) of ``text`` occur
+    in its span's transcript."""
+    said = set(content_terms(text))
+    shared = said & set(content_terms(span_text))
+    return bool(shared) and len(shared) >= share * len(said)
+
+
+_PRONOUN_START = re.compile(r"^\s*(?:i|we|you|they|he|she)\b(?!['’]s\b)", re.I)
+
+
+MAX_TITLE_WORDS = 10
 
 
 def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
@@ -142,11 +157,15 @@ def title_problems(title: str, span_text: str, scaffold: str = "") -> list[str]:
     if not title.strip():
         return ["the title is empty"]
     if not grounded(title, span_text):
-        problems.append("the title shares no word with the transcript of its part")
+        problems.append("the title's words are not from the transcript of its part")
     if starts_like(title, span_text, 3):
         problems.append("the title copies the first words of the transcript instead of naming the subject")
     if copies_prompt(title, scaffold, span_text, 3):
         problems.append("the title repeats the instructions or the example instead of naming the subject")
+    if _PRONOUN_START.match(title):
+        problems.append("the title is a sentence about the speakers: name the subject instead")
+    elif len(_WORD.findall(title)) > MAX_TITLE_WORDS:
+        problems.append(f"the title is a sentence, not a title: use at most {MAX_TITLE_WORDS} words naming the subject")
     return problems + echo_problems(title, "title")
 
 
@@ -154,8 +173,8 @@ def summary_problems(summary: str, span_text: str, scaffold: str = "") -> list[s
     if not summary.strip():
         return ["the summary is empty"]
     problems = []
-    if not grounded(summary, span_text):
-        problems.append("the summary shares no word with the transcript of its part")
+    if not grounded(summary, span_text, share=0.0):
+        problems.append("the summary's words are not from the transcript of its part")
     if starts_like(summary, span_text, 5):
         problems.append("the summary copies the first words of the transcript")
     if copies_prompt(summary, scaffold, span_text, 4):
@@ -175,12 +194,26 @@ def fallback_title(span_text: str, file_text: str) -> str:
     return key_phrase(span_text, file_text) or "Brief exchange"
 
 
+def fallback_file_title(span_texts: list[str], file_text: str, max_subjects: int = 4) -> str:
+    """The key word of each chapter, joined: "Garden, budget and festival"."""
+    heads: list[str] = []
+    for text in span_texts:
+        head = key_phrase(text, file_text, max_words=1).lower()
+        if head and head not in heads:
+            heads.append(head)
+    heads = heads[:max_subjects]
+    if not heads:
+        return "No speech"
+    joined = heads[0] if len(heads) == 1 else ", ".join(heads[:-1]) + " and " + heads[-1]
+    return joined[:1].upper() + joined[1:]
+
+
 def fallback_summary(lines: list[Line], tfidf: TfIdf) -> str:
     """The span's most central one or two sentences (by TF-IDF), quoted as spoken; never its opening sentence
     unless it has no other."""
     if not lines:
         return "No speech was transcribed in this part."
-    spoken = [s for ln in lines for s in sentences(ln.text)]
+    spoken = sentences(" ".join(ln.text for ln in lines))
     later = spoken[1:] if len(spoken) > 1 else spoken
     picked = central_sentences(later, tfidf)
     text = " ".join(picked) or " ".join(spoken)[:300]

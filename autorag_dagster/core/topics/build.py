@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +25,6 @@ from autorag_dagster.core.topics.tree import outline_markdown
 from autorag_dagster.core.types import SpeakerTranscript, TopicTree
 from autorag_dagster.ollama.client import OllamaClient
 from autorag_dagster.ollama.tenancy import GpuTenancy
-
 
 STAGES = ("level1", "split", "level2", "summary", "file")
 

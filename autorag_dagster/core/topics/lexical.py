@@ -41,6 +41,31 @@ _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*", re.UNICODE)
 
 
+_CUE = re.compile(
+    r"^(?:(?:good|great|okay|ok|right|thanks|thank you|fine|perfect|wonderful|alright|all right|so|and|well)[,.!]?\s+)*"
+    r"(?:now\b|next\b|finally\b|lastly\b|moving on\b|let'?s (?:move|turn|talk|go|start|look)\b|"
+    r"let me (?:start|turn|move|begin)\b|turning to\b|on to\b|onto\b|another (?:thing|point|item|topic|question)\b|"
+    r"the (?:next|last|final|other) (?:thing|point|item|topic|question)\b|first of all\b|to begin\b|back to\b|"
+    r"speaking of\b|switching to\b|the second (?:thing|point|item)\b)",
+    re.IGNORECASE,
+)
+
+
+def opens_with_cue(text: str) -> bool:
+    """Whether ``text`` opens (after an acknowledgement such as "Good." or "Thanks.") with a discourse cue."""
+    return bool(_CUE.match(text.strip().replace("’", "'")))
+
+
+def announced(text: str) -> str:
+    """What is announced at the start of ``text`` ("Now the budget." -> "the budget."): the rest of
+    the first of its first two sentences that opens with a discourse cue; "" if none does."""
+    for sentence in sentences(text)[:2]:
+        cue = _CUE.match(sentence.strip().replace("’", "'"))
+        if cue:
+            return sentence.strip()[cue.end() :]
+    return ""
+
+
 def stem(word: str) -> str:
     """A light, stable suffix stemmer: enough to match plural and inflected forms of one word."""
     w = word.lower().replace("’", "'")
@@ -112,7 +137,8 @@ def key_phrase(span_text: str, file_text: str, *, max_words: int = 5) -> str:
     """A short phrase naming what ``span_text`` is about, as opposed to the rest of ``file_text``.
 
     Terms score by their count in the span, times how much of their use in the file falls in
-    the span, times an early-mention bonus (a subject is usually named as it is introduced).
+    the span, times an early-mention bonus (a subject is usually named as it is introduced), and
+    ten times that when the span opens by announcing them ("Now the budget.").
     Phrases are runs of content words as written; the best one or two (2 to ``max_words`` words
     together) make the title. Empty when the span has no content word.
     """
@@ -126,11 +152,12 @@ def key_phrase(span_text: str, file_text: str, *, max_words: int = 5) -> str:
     for i, t in enumerate(span_terms):
         first_at.setdefault(t, i)
     n = len(span_terms)
+    announced_terms = set(content_terms(announced(span_text)))
 
     def score(t: str) -> float:
         share = in_span[t] / max(in_file.get(t, 0), in_span[t])
         early = 1.0 + 0.5 * (1.0 - first_at[t] / n)
-        return in_span[t] * share * early
+        return in_span[t] * share * early * (10.0 if t in announced_terms else 1.0)
 
     # runs of adjacent content words (as written), cut at stopwords and punctuation
     runs: list[list[str]] = []

@@ -15,7 +15,7 @@ from autorag_dagster.core.topics.buckets import fmt_time
 
 Messages = list[dict[str, str]]
 
-PROMPT_VERSION = "topics-4"
+PROMPT_VERSION = "topics-5"
 """Changes whenever a prompt or a schema changes meaning: part of every cached answer's key."""
 
 _env = Environment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
@@ -75,20 +75,23 @@ _SUMMARY = _env.from_string("""\
 Task: say what the speakers talk about in the part of a recording below.
 - summary: one or two sentences in your own words about its subject. When you say who said something, \
 use the speaker label exactly as written (Speaker 1, Speaker 2, ...).
-- title: two to six words naming the subject, for example "Roof repairs at the library". Use words \
-from the transcript; do not copy its first words.
+- title: two to six words naming the subject. Use words from the transcript; do not copy its first words.
 - Use only names of people and places that appear in the transcript.
-
-Example. Transcript:
-Speaker 1: Good evening. The library will close in June so the roof can be repaired.
-Speaker 2: Where will the book club meet then?
-Speaker 1: In the school hall on Thursdays.
-Answer: {"summary": "Speaker 1 says the library closes in June for roof repairs, so the book club moves to \
-the school hall.", "title": "Library roof repairs"}
 
 Transcript ({{ speakers }}):
 {{ transcript }}
 """)
+
+# The worked example is a previous turn of the conversation, so a small model takes it as done
+# rather than as part of the text to answer.
+_SUMMARY_EXAMPLE_TRANSCRIPT = """\
+Speaker 1: Good evening. The library will close in June so the roof can be repaired.
+Speaker 2: Where will the book club meet then?
+Speaker 1: In the school hall on Thursdays."""
+_SUMMARY_EXAMPLE_ANSWER = (
+    '{"summary": "Speaker 1 says the library closes in June for roof repairs, so the book club moves to the '
+    'school hall.", "title": "Library roof repairs"}'
+)
 
 _FILE = _env.from_string("""\
 Below is the outline of a recording, {{ duration }} long, with speakers {{ speakers }}: \
@@ -156,13 +159,20 @@ def split_messages(transcript: str, *, start: float, end: float, speakers: list[
 
 
 def summary_messages(transcript: str, *, speakers: list[str]) -> Messages:
-    """Only the part's own lines (``Speaker K: words``, no times): one task, one worked example."""
-    return _messages(_SUMMARY.render(speakers=", ".join(speakers) or "no speaker", transcript=transcript))
+    """Only the part's own lines (``Speaker K: words``, no times): one task, one worked example
+    (as an earlier exchange of the conversation)."""
+    example = _SUMMARY.render(speakers="Speaker 1, Speaker 2", transcript=_SUMMARY_EXAMPLE_TRANSCRIPT)
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": example.strip()},
+        {"role": "assistant", "content": _SUMMARY_EXAMPLE_ANSWER},
+        {"role": "user", "content": _SUMMARY.render(speakers=", ".join(speakers) or "no speaker", transcript=transcript).strip()},
+    ]
 
 
 def summary_scaffold() -> str:
     """The summary prompt's own words (system message, instructions, worked example), without any transcript."""
-    return SYSTEM + "\n" + _SUMMARY.render(speakers="", transcript="")
+    return "\n".join([SYSTEM, _SUMMARY.render(speakers="", transcript=""), _SUMMARY_EXAMPLE_TRANSCRIPT, _SUMMARY_EXAMPLE_ANSWER])
 
 
 def file_scaffold() -> str:

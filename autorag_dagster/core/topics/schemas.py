@@ -46,7 +46,7 @@ class SubjectChanges(BaseModel):
 @lru_cache(maxsize=512)
 def subject_changes_schema(n_candidates: int, max_changes: int) -> type[SubjectChanges]:
     """``SubjectChanges`` whose items are one of ``1..n_candidates`` (an enum), at most ``max_changes`` of them."""
-    number = Literal[tuple(range(1, max(n_candidates, 1) + 1))]  # noqa: the enum of valid candidates
+    number = Literal[tuple(range(1, max(n_candidates, 1) + 1))]  # the enum of the valid candidate numbers
     return create_model(
         "SubjectChanges",
         __base__=SubjectChanges,

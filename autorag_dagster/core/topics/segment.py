@@ -12,14 +12,13 @@ and capped at the maximum number of topics. Milliseconds for hours of speech.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from autorag_dagster.core.topics.buckets import Line, speaker_labels
-from autorag_dagster.core.topics.lexical import TfIdf, cosine
+from autorag_dagster.core.topics.lexical import TfIdf, cosine, opens_with_cue
 from autorag_dagster.core.types import SpeakerTranscript
 
 MIN_DEPTH = 0.12
@@ -35,21 +34,6 @@ MIN_CANDIDATE_DEPTH = 0.05
 CUE_BONUS = 0.2
 """Added to the depth of a gap whose next unit opens with a discourse cue ("now", "finally", "next",
 "moving on", "let's turn to" ...): in speech, subjects are announced more than they are implied."""
-
-_CUE = re.compile(
-    r"^(?:(?:good|great|okay|ok|right|thanks|thank you|fine|perfect|wonderful|alright|all right|so|and|well)[,.!]?\s+)*"
-    r"(?:now\b|next\b|finally\b|lastly\b|moving on\b|let'?s (?:move|turn|talk|go|start|look)\b|"
-    r"let me (?:start|turn|move|begin)\b|turning to\b|on to\b|onto\b|another (?:thing|point|item|topic|question)\b|"
-    r"the (?:next|last|final|other) (?:thing|point|item|topic|question)\b|first of all\b|to begin\b|back to\b|"
-    r"speaking of\b|switching to\b|the second (?:thing|point|item)\b)",
-    re.IGNORECASE,
-)
-
-
-def opens_with_cue(text: str) -> bool:
-    """Whether ``text`` opens (after an acknowledgement such as "Good." or "Thanks.") with a discourse cue."""
-    return bool(_CUE.match(text.strip().replace("’", "'")))
-
 
 def units(transcript: SpeakerTranscript, *, max_s: float = 20.0) -> list[Line]:
     """The transcript's utterances as lines; one longer than ``max_s`` is cut at sentence ends

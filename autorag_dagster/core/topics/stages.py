@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from autorag_dagster.core.topics import prompts
 from autorag_dagster.core.topics.answers import (
+    fallback_file_title,
     fallback_summary,
     fallback_title,
     naming_problems,
@@ -25,10 +26,21 @@ from autorag_dagster.core.topics.answers import (
     subject_change_problems,
     text_problems,
 )
-from autorag_dagster.core.topics.buckets import TranscriptView, build_view, fmt_time, merge_turns, render_lines, tokens
-from autorag_dagster.core.topics.lexical import key_phrase
+from autorag_dagster.core.topics.buckets import (
+    TranscriptView,
+    build_view,
+    fmt_time,
+    merge_turns,
+    render_lines,
+    tokens,
+)
 from autorag_dagster.core.topics.runner import Answer, StageRunner
-from autorag_dagster.core.topics.schemas import FileSummary, NodeSummary, SplitDecision, subject_changes_schema
+from autorag_dagster.core.topics.schemas import (
+    FileSummary,
+    NodeSummary,
+    SplitDecision,
+    subject_changes_schema,
+)
 from autorag_dagster.core.topics.segment import Candidate, Cohesion, choose, units
 from autorag_dagster.core.topics.tree import Span, nodes_for, tile
 from autorag_dagster.core.types import SpeakerTranscript, TopicNode
@@ -340,7 +352,8 @@ def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -
 
     def fallback() -> tuple[str, str]:
         return (
-            titles[0] if len(titles) == 1 else key_phrase(ctx.file_text, ctx.file_text) or "; ".join(titles[:2]),
+            titles[0] if len(titles) == 1
+            else fallback_file_title([ctx.span_text(n.start, n.end) for n in nodes], ctx.file_text),
             "The recording covers " + "; ".join(t[:1].lower() + t[1:] for t in titles) + ".",
         )
 

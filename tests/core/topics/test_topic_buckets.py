@@ -1,8 +1,13 @@
 import re
 
+from autorag_dagster.core.topics.buckets import (
+    build_view,
+    fmt_time,
+    render_lines,
+    speaker_labels,
+    tokens,
+)
 from tests.core.topics.synthetic import TEN_MINUTES, make_transcript
-
-from autorag_dagster.core.topics.buckets import build_view, fmt_time, render_lines, speaker_labels, tokens
 
 LINE = re.compile(r"^\[(\d+)\] (\d\d:\d\d)-(\d\d:\d\d) (Speaker \d+): (.+)$")
 

@@ -4,8 +4,17 @@ import time
 
 import pytest
 
-from autorag_dagster.core.topics.segment import Candidate, Cohesion, choose, cutoff, depth_scores, opens_with_cue, segment, units
-from tests.core.topics.synthetic import TEN_MINUTES, make_transcript, sample_meeting
+from autorag_dagster.core.topics.segment import (
+    Candidate,
+    Cohesion,
+    choose,
+    cutoff,
+    depth_scores,
+    opens_with_cue,
+    segment,
+    units,
+)
+from tests.core.topics.synthetic import make_transcript, sample_meeting
 
 
 def near(found: list[float], truth: list[float], tol: float = 8.0) -> bool:

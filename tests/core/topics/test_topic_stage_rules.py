@@ -1,5 +1,6 @@
 """The rules the stages follow that need no model: which nodes may split, and the shape of the prompts."""
 
+import json
 import os
 import re
 
@@ -7,9 +8,19 @@ import pytest
 from pydantic import ValidationError
 
 from autorag_dagster.core.topics import prompts
-from autorag_dagster.core.topics.buckets import build_view, fmt_time, merge_turns, render_lines
+from autorag_dagster.core.topics.buckets import (
+    build_view,
+    fmt_time,
+    merge_turns,
+    render_lines,
+)
 from autorag_dagster.core.topics.schemas import subject_changes_schema
-from autorag_dagster.core.topics.stages import FileContext, TopicConfig, candidate_views, worth_splitting
+from autorag_dagster.core.topics.stages import (
+    FileContext,
+    TopicConfig,
+    candidate_views,
+    worth_splitting,
+)
 from autorag_dagster.core.topics.tree import nodes_for
 from autorag_dagster.core.types import SpeakerTranscript
 from tests.core.topics.synthetic import make_transcript
@@ -48,14 +59,16 @@ def test_summary_prompts_show_only_the_part_and_share_everything_but_their_tail(
                                  speakers=view.speakers_in(a, b))
         for a, b in [(0.0, 150.9), (300.3, 451.7)]
     )
-    assert first[0] == second[0] and first[0]["role"] == "system"
-    shared = os.path.commonprefix([first[1]["content"], second[1]["content"]])
-    assert shared.endswith("Transcript (Speaker ") and len(shared) > 600
+    # system, the worked example as an earlier exchange, then the part
+    assert [m["role"] for m in first] == ["system", "user", "assistant", "user"]
+    assert first[:3] == second[:3]
+    shared = os.path.commonprefix([first[-1]["content"], second[-1]["content"]])
+    assert shared.endswith("Transcript (Speaker ") and len(shared) > 300
     assert "tomatoes" not in shared and "ferry" not in shared
-    user = first[1]["content"]
+    user = first[-1]["content"]
     assert "tomatoes" in user and "ferry" not in user  # the part only, not the whole file
     assert not re.search(r"\d\d:\d\d", user.split("Transcript (")[1])  # no times to echo
-    assert user.count("Example") == 1
+    assert json.loads(first[2]["content"])["title"] == "Library roof repairs"
 
 
 def test_boundary_prompts_number_the_candidates_and_name_the_limits(ten_minutes):

@@ -6,8 +6,16 @@ import json
 
 import pytest
 
-from autorag_dagster.core.topics import build_topic_tree, check_tree, topic_quality_problems
-from autorag_dagster.core.topics.stages import FileContext, TopicConfig, boundary_candidates
+from autorag_dagster.core.topics import (
+    build_topic_tree,
+    check_tree,
+    topic_quality_problems,
+)
+from autorag_dagster.core.topics.stages import (
+    FileContext,
+    TopicConfig,
+    boundary_candidates,
+)
 from autorag_dagster.core.types import SpeakerTranscript
 from autorag_dagster.localserve import max_in_flight
 from autorag_dagster.ollama import GpuTenancy, ModelNotFoundError, OllamaTimeoutError

@@ -2,7 +2,13 @@ import math
 
 import pytest
 
-from autorag_dagster.core.topics.tree import check_tree, nodes_for, outline_markdown, tile, topic_quality_problems
+from autorag_dagster.core.topics.tree import (
+    check_tree,
+    nodes_for,
+    outline_markdown,
+    tile,
+    topic_quality_problems,
+)
 from autorag_dagster.core.types import TopicNode, TopicTree
 
 
@@ -117,5 +123,5 @@ def test_quality_problems_name_fallbacks_ungrounded_and_echoed_titles():
     assert problems[0].startswith("level 1 fell back")
     assert problems[1] == "fallbacks: summary x1"
     assert any(p.startswith("node 1 ") and "first words" in p for p in problems)
-    assert any(p.startswith("node 2 ") and "shares no word" in p for p in problems)
+    assert any(p.startswith("node 2 ") and "not from the transcript" in p for p in problems)
     assert any(p.startswith("node 2 ") and "timestamp" in p for p in problems)
