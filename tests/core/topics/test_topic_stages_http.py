@@ -288,3 +288,19 @@ def test_no_speech_needs_no_server(make_client, tmp_path):
     assert check_tree(tree) == []
     assert [(n.start, n.end, n.title) for n in tree.nodes] == [(0.0, 42.0, "No speech")]
     assert stats.llm_calls == 0 and stats.loads == 0
+
+
+def test_a_cached_failure_is_asked_again_not_replayed(server, client, eight_subjects, tmp_path):
+    broken = [{"match": "SubjectChanges", "content": "not json", "times": 3}]
+    server.script(broken)
+    _, first = build_topic_tree(eight_subjects, client, cache_dir=tmp_path / "cache")
+    assert first.fallback_counts.get("level1") == 1 and first.validation_retries == 2
+
+    # the model answers now (every candidate, as the lexical segmentation did): only the failed call
+    # is asked again, everything else comes from the cache
+    server.script([{"match": "SubjectChanges", "content": changes(*range(1, 8)), "times": 1}])
+    seen = server.events()[-1]["seq"]
+    _, second = build_topic_tree(eight_subjects, client, cache_dir=tmp_path / "cache")
+    asked = [e for e in chats(server.events(since=seen)) if e["kind"] == "request_start"]
+    assert len(asked) == 1 and second.level1_source == "llm" and "level1" not in second.fallback_counts
+    assert second.cache_hits == first.cache_misses - 1  # all but the failed call
