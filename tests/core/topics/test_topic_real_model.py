@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from autorag_dagster.core.topics import build_topic_tree, check_tree, topic_quality_problems
+from autorag_dagster.core.topics import (
+    build_topic_tree,
+    check_tree,
+    topic_quality_problems,
+)
 from autorag_dagster.core.topics.answers import echo_problems, starts_like
 from autorag_dagster.core.topics.buckets import build_view
 from autorag_dagster.localserve import LocalServer
