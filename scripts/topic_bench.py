@@ -9,7 +9,8 @@ podcast; ``long``: ``--minutes`` of subject blocks) it
 2. runs the real speech pipeline once: decode (``prepare_audio``), faster-whisper with the packaged
    ``tiny.en``, the Resemblyzer diarizer, speaker alignment; with ``--reuse-speech`` a speaker
    transcript saved by an earlier run on the same audio is read back instead (its seconds are then
-   reported as not measured);
+   reported as not measured); ``--speech script`` skips it and gives the stages the script's own
+   words and speakers (no ASR errors: what the topic stages alone can do);
 3. builds the topic tree with ``build_topic_tree`` on each backend: ``packaged`` (``smollm2:135m``
    on llama.cpp, served by the project's Ollama-compatible server as a child process, the way the
    laptop run serves it) and ``deterministic`` (the same server's schema-valid stand-in answers);
@@ -92,6 +93,13 @@ class Speech:
     load_seconds: dict[str, float]
     measured: bool
     speakers_found: int
+    source: str = "asr"  # "asr": the speech pipeline on the audio; "script": the script itself
+
+
+def script_speech(conversation: samples.Conversation, key: str) -> Speech:
+    """The script's own words and speakers, timed as spoken: perfect ASR and diarization."""
+    transcript = samples.speaker_transcript(conversation, key=key)
+    return Speech(transcript, {}, {}, measured=False, speakers_found=len(transcript.speakers), source="script")
 
 
 class SpeechPipeline:
@@ -121,7 +129,8 @@ class SpeechPipeline:
         if reuse and saved.exists():
             stored = json.loads(saved.read_text(encoding="utf-8"))
             return Speech(SpeakerTranscript.model_validate(stored["transcript"]), stored["seconds"],
-                          stored["load_seconds"], measured=False, speakers_found=stored["speakers_found"])
+                          stored["load_seconds"], measured=False, speakers_found=stored["speakers_found"],
+                          source="asr (reused)")
         from autorag_dagster.core.align import assign_speakers
         from autorag_dagster.core.audio import load_samples, prepare_audio
 
@@ -300,7 +309,8 @@ def print_report(report: dict[str, Any]) -> None:
             stages = "" if run is None else " ".join(f"{k} {v:.1f}" for k, v in run["figures"]["stage_seconds"].items())
             speech.add_row(
                 entry["file"], f"{entry['duration_s']:.1f}", f"{s['speakers_found']} / {s['speakers_true']}",
-                *(f"{s['seconds'].get(k, 0):.1f}" for k in SPEECH_STAGES), "yes" if s["measured"] else "no (reused)",
+                *(f"{s['seconds'][k]:.1f}" if k in s["seconds"] else "-" for k in SPEECH_STAGES),
+                "yes" if s["measured"] else f"no ({s['source']})",
                 "" if run is None else run["backend"], stages,
             )
     out.print(speech)
@@ -329,6 +339,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-ctx", type=int, default=8192, help="num_ctx of every LLM call (default 8192)")
     parser.add_argument("--slots", type=int, default=1, help="server slots and requests in flight for the packaged LLM (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="threads for whisper and the diarizer (default 1)")
+    parser.add_argument("--speech", default="asr", choices=["asr", "script"],
+                        help="asr: the speech pipeline on the audio (default); script: the script's own words and "
+                             "speakers, timed as spoken (no ASR errors; isolates the topic stages)")
     parser.add_argument("--reuse-speech", action="store_true",
                         help="reuse the speaker transcript of an earlier run on the same audio (speech seconds then not measured)")
     args = parser.parse_args(argv)
@@ -353,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "settings": {"files": args.files, "backends": args.backends, "minutes": args.minutes,
                          "num_ctx": args.num_ctx, "packaged_slots": args.slots, "threads": args.threads,
                          "whisper": "tiny.en (packaged, int8, CPU)", "diarizer": "resemblyzer",
-                         "tolerance_s": 8.0},
+                         "speech": args.speech, "tolerance_s": 8.0},
             "files": [],
         }
         recordings = []
@@ -367,6 +380,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         speech: dict[str, Speech] = {}
         try:
             for name, key, conversation in recordings:
+                if args.speech == "script":
+                    speech[name] = script_speech(conversation, key)
+                    continue
                 say(f"{name}: speech pipeline on {conversation.duration_s:.0f} s of audio")
                 speech[name] = pipeline.run(conversation, key, work, args.reuse_speech)
         finally:
@@ -391,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "duration_s": round(conversation.duration_s, 3),
                 "subjects": [[round(a, 2), round(b, 2), subject] for a, b, subject in conversation.subjects],
                 "speech": {
-                    "seconds": s.seconds, "load_seconds": s.load_seconds, "measured": s.measured,
+                    "source": s.source, "seconds": s.seconds, "load_seconds": s.load_seconds, "measured": s.measured,
                     "words": sum(len(u.words) for u in s.transcript.utterances),
                     "utterances": len(s.transcript.utterances),
                     "speakers_found": s.speakers_found, "speakers_true": len(conversation.speakers),

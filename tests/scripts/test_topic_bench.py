@@ -72,3 +72,14 @@ def test_the_sample_with_the_deterministic_backend(tmp_path, capsys):
                               "--reuse-speech"])
     assert again["files"][0]["speech"]["measured"] is False
     assert again["files"][0]["runs"][0]["figures"]["level1_nodes"] == figures["level1_nodes"]
+
+
+def test_the_script_as_transcript_needs_no_speech_models(tmp_path):
+    report = topic_bench.main(["--files", "five", "--backend", "deterministic", "--speech", "script",
+                               "--work", str(tmp_path)])
+    [entry] = report["files"]
+    assert entry["speech"]["source"] == "script" and entry["speech"]["measured"] is False
+    assert entry["speech"]["speakers_found"] == entry["speech"]["speakers_true"] == 4
+    figures = entry["runs"][0]["figures"]
+    assert figures["true_subjects"] == 5
+    assert all(0.0 <= figures[name] <= 1.0 for name in SHARES)
