@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -30,30 +30,30 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")  # more threads than free cores stall torch and CTranslate2
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 
-import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich.console import Console
+from rich.table import Table
 
-from autorag_dagster import samples  # noqa: E402
-from autorag_dagster.core.topics.quality import TopicQuality, evaluate  # noqa: E402
-from autorag_dagster.core.types import SpeakerTranscript  # noqa: E402
+from autorag_dagster import samples
+from autorag_dagster.core.topics.quality import TopicQuality, evaluate
+from autorag_dagster.core.types import SpeakerTranscript
 
 FILES = ("sample", "five", "long")
 BACKENDS = ("packaged", "deterministic")
@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         work = (args.work or Path(tmp)).resolve()
         work.mkdir(parents=True, exist_ok=True)
         report: dict[str, Any] = {
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "command": "scripts/topic_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": machine(),
             "settings": {"files": args.files, "backends": args.backends, "minutes": args.minutes,

@@ -122,13 +122,20 @@ def pk(
 
 # --- words ---------------------------------------------------------------------------------------
 STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further
-    had has have having he her here hers him his how i if in into is it its itself just let like
-    me more most my no nor not now of off on once only or other our ours out over own part same
-    she should so some such than that the their them then there these they this those through to
-    too under until up very was we were what when where which while who whom why will with would
-    you your yours discussion discussing talk talks topic topics overview update updates""".split()
+    [
+        "a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are",
+        "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but",
+        "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for",
+        "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "him",
+        "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "let", "like",
+        "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only",
+        "or", "other", "our", "ours", "out", "over", "own", "part", "same", "she", "should", "so",
+        "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they",
+        "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we",
+        "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with",
+        "would", "you", "your", "yours", "discussion", "discussing", "talk", "talks", "topic",
+        "topics", "overview", "update", "updates"
+    ]
 )
 
 
@@ -170,14 +177,14 @@ def names_subject(title: str, keywords: Iterable[str]) -> bool:
 
 # --- titles --------------------------------------------------------------------------------------
 _ECHO = [
-    re.compile(r"\bpart\s*\d*\s*:", re.I),  # "Part:", "Part 2:"
-    re.compile(r"\bspeakers?\s*:", re.I),  # "speakers:", "Speaker:"
-    re.compile(r"\bspeaker[ _]?\d+\b", re.I),  # "Speaker 1", "SPEAKER_00"
+    re.compile(r"\bpart\s*\d*\s*:", re.IGNORECASE),  # "Part:", "Part 2:"
+    re.compile(r"\bspeakers?\s*:", re.IGNORECASE),  # "speakers:", "Speaker:"
+    re.compile(r"\bspeaker[ _]?\d+\b", re.IGNORECASE),  # "Speaker 1", "SPEAKER_00"
     re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?\s*[-\u2013\u2014]\s*\d{1,2}:\d{2}"),  # "00:30-01:00"
-    re.compile(r"\bat\s+\d{1,2}:\d{2}\b", re.I),  # "at 00:12"
+    re.compile(r"\bat\s+\d{1,2}:\d{2}\b", re.IGNORECASE),  # "at 00:12"
     re.compile(r"^\s*\[?\d{1,2}:\d{2}\]?"),  # opens with a timestamp
     re.compile(r"\[\d+\]"),  # "[3]": a numbered line of the view
-    re.compile(r"\b(?:candidate|bucket|transcript lines?)\s*\d+\b", re.I),
+    re.compile(r"\b(?:candidate|bucket|transcript lines?)\s*\d+\b", re.IGNORECASE),
 ]
 
 
