@@ -430,14 +430,16 @@ def base_subject(label: str) -> str:
 
 
 def write_labelled(script: Sequence[Line], path: Path, reuse: bool = True) -> Conversation:
-    """``script`` spoken into ``path``; with ``reuse``, an existing wav made from the same script is
-    kept (its ground truth is stored beside it as ``<name>.truth.json``)."""
+    """``script`` spoken into ``path``; with ``reuse``, an existing wav made from the same script and
+    voices is kept (its ground truth is stored beside it as ``<name>.truth.json``)."""
     import json
 
     require_espeak()
     path = Path(path)
     meta = path.with_suffix(".truth.json")
-    fingerprint = json.dumps([list(line) for line in script])
+    speakers = sorted({_unpack(line)[0] for line in script})
+    fingerprint = json.dumps({"lines": [list(line) for line in script],
+                              "voices": {name: list(vars(ALL_VOICES[name]).values()) for name in speakers}})
     if reuse and path.exists() and meta.exists():
         stored = json.loads(meta.read_text(encoding="utf-8"))
         if stored.get("script") == fingerprint:

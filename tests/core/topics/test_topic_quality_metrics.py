@@ -242,3 +242,17 @@ def test_speaker_transcript_of_the_script():
     assert transcript.speakers == ["alice", "bob"]
     first = transcript.utterances[0]
     assert first.words[0].start == first.start and first.words[-1].end == pytest.approx(first.end)
+
+
+def test_a_synthesized_sample_carries_its_subject_spans_and_is_reused(tmp_path):
+    first = samples.write_labelled(samples.LABELLED_SAMPLE_MEETING, tmp_path / "sample.wav")
+    assert first.text == " ".join(text for _, text in samples.SAMPLE_MEETING)
+    assert [s for *_, s in first.subjects] == ["garden", "budget", "festival"]
+    assert first.subjects[0][0] == 0.0 and first.subjects[-1][1] == first.duration_s
+    assert first.subjects[1][0] == first.turns[6][0] and first.subjects[2][0] == first.turns[10][0]
+    assert first.truth.keywords["garden"] == samples.SUBJECT_KEYWORDS["garden"]
+    written = (tmp_path / "sample.wav").stat().st_mtime_ns
+    again = samples.write_labelled(samples.LABELLED_SAMPLE_MEETING, tmp_path / "sample.wav")
+    assert again == first and (tmp_path / "sample.wav").stat().st_mtime_ns == written
+    with pytest.raises(ValueError, match="no subject labels"):
+        samples.synthesize(samples.SAMPLE_MEETING[:1], tmp_path / "plain.wav").truth  # noqa: B018
