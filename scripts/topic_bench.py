@@ -310,7 +310,7 @@ def print_report(report: dict[str, Any]) -> None:
             speech.add_row(
                 entry["file"], f"{entry['duration_s']:.1f}", f"{s['speakers_found']} / {s['speakers_true']}",
                 *(f"{s['seconds'][k]:.1f}" if k in s["seconds"] else "-" for k in SPEECH_STAGES),
-                "yes" if s["measured"] else f"no ({s['source']})",
+                "yes" if s["measured"] else ("no (reused)" if s["source"] == "asr (reused)" else "no (script)"),
                 "" if run is None else run["backend"], stages,
             )
     out.print(speech)
