@@ -79,6 +79,7 @@ class GroundTruth:
     def text_of(self, subject: str) -> str:
         return " ".join(line.text for line in self.lines if line.subject == subject)
 
+
 @dataclass(frozen=True)
 class Conversation:
     path: Path
