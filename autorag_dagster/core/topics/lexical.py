@@ -41,12 +41,15 @@ _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*", re.UNICODE)
 
 
+_ORDINAL = r"(?:first|second|third|fourth|fifth|sixth|next|last|final|other|new)"
+_ITEM = r"(?:thing|point|item|topic|question|story|subject|issue|matter|part)"
 _CUE = re.compile(
     r"^(?:(?:good|great|okay|ok|right|thanks|thank you|fine|perfect|wonderful|alright|all right|so|and|well)[,.!]?\s+)*"
-    r"(?:now\b|next\b|finally\b|lastly\b|moving on\b|let'?s (?:move|turn|talk|go|start|look)\b|"
-    r"let me (?:start|turn|move|begin)\b|turning to\b|on to\b|onto\b|another (?:thing|point|item|topic|question)\b|"
-    r"the (?:next|last|final|other) (?:thing|point|item|topic|question)\b|first of all\b|to begin\b|back to\b|"
-    r"speaking of\b|switching to\b|the second (?:thing|point|item)\b)",
+    r"(?:now\b|next\b|finally\b|lastly\b|moving on\b|let(?:'s| us) (?:move|turn|talk|go|start|look|begin)\b|"
+    r"let me (?:start|turn|move|begin)\b|turning to\b|on to\b|onto\b|welcome to\b|one more thing\b|"
+    rf"another {_ITEM}\b|(?:our|the|my|a) {_ORDINAL} {_ITEM}\b|first of all\b|to begin\b|back to\b|"
+    r"speaking of\b|switching to\b|"
+    r"(?:i|we) (?:want|would like|'d like) to (?:talk|turn|move|start|begin)\b)",
     re.IGNORECASE,
 )
 

@@ -111,38 +111,47 @@ class Cohesion:
                 break
         return vector
 
-    def gap_depths(self, lo: float, hi: float) -> list[tuple[int, float]]:
-        """(line index after the gap, depth score + cue bonus) for every gap between the lines inside ``[lo, hi)``."""
+    def gap_depths(self, lo: float, hi: float) -> list[tuple[int, float, bool]]:
+        """(line index after the gap, depth score + cue bonus, whether that line opens with a cue)
+        for every gap between the lines inside ``[lo, hi)``."""
         indices = self._inside(lo, hi)
         if len(indices) < 2:
             return []
         sims = self.gap_similarities(indices, self.block_terms(indices))
-        return [
-            (indices[g + 1], d + (CUE_BONUS if opens_with_cue(self.lines[indices[g + 1]].text) else 0.0))
-            for g, d in enumerate(depth_scores(sims))
-        ]
+        gaps = []
+        for g, depth in enumerate(depth_scores(sims)):
+            cue = opens_with_cue(self.lines[indices[g + 1]].text)
+            gaps.append((indices[g + 1], depth + (CUE_BONUS if cue else 0.0), cue))
+        return gaps
 
     def candidates(
         self, lo: float, hi: float, *, limit: int | None = None, min_depth: float = MIN_CANDIDATE_DEPTH
     ) -> list[Candidate]:
         """The dips of cohesion inside ``[lo, hi)`` at least ``min_depth`` deep, in time order (the
-        ``limit`` deepest if given)."""
+        ``limit`` deepest if given). A dip next to a line that opens with a discourse cue moves to
+        that line (the vocabulary often changes a sentence after the announcement)."""
         gaps = self.gap_depths(lo, hi)
-        found = []
-        for g, (i, depth) in enumerate(gaps):
+        found: dict[int, Candidate] = {}
+        for g, (i, depth, cue) in enumerate(gaps):
             left = gaps[g - 1][1] if g > 0 else -1.0
             right = gaps[g + 1][1] if g + 1 < len(gaps) else -1.0
             if depth >= max(min_depth, 1e-9) and depth >= left and depth >= right:
-                found.append(Candidate(index=i, time=self.lines[i].start, depth=round(depth, 4)))
-        if limit is not None and len(found) > limit:
-            keep = sorted(found, key=lambda c: -c.depth)[:limit]
-            found = [c for c in found if c in keep]
-        return found
+                if not cue:
+                    near = [h for h in (g - 1, g + 1) if 0 <= h < len(gaps) and gaps[h][2]]
+                    if near:
+                        i = gaps[near[0]][0]
+                        depth = max(depth + CUE_BONUS, gaps[near[0]][1])
+                found[i] = Candidate(index=i, time=self.lines[i].start, depth=round(depth, 4))
+        ordered = sorted(found.values(), key=lambda c: c.time)
+        if limit is not None and len(ordered) > limit:
+            keep = sorted(ordered, key=lambda c: -c.depth)[:limit]
+            ordered = [c for c in ordered if c in keep]
+        return ordered
 
     def cutoff(self, lo: float, hi: float, min_depth: float = MIN_DEPTH) -> float:
         """TextTiling's ``mean - std/2`` over the depth scores of every gap in ``[lo, hi)``, at least
         ``min_depth`` and at least ``RELATIVE_DEPTH`` of the deepest gap's score."""
-        depths = [d for _, d in self.gap_depths(lo, hi)]
+        depths = [d for _, d, _ in self.gap_depths(lo, hi)]
         return max(cutoff(depths, min_depth), RELATIVE_DEPTH * max(depths, default=0.0))
 
     def segment(self, lo: float, hi: float, *, min_len: float, max_topics: int) -> list[float]:

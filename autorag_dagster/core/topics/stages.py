@@ -53,7 +53,7 @@ class TopicConfig(BaseModel):
 
     bucket_s: float = Field(30.0, gt=0, description="Bucket of the level-1 view.")
     l2_bucket_s: float = Field(15.0, gt=0, description="Bucket of the finer view for level 2 and summaries.")
-    min_l1_s: float = Field(45.0, gt=0, description="Shortest level-1 node (scaled down on short files).")
+    min_l1_s: float = Field(30.0, gt=0, description="Shortest level-1 node (scaled down on short files).")
     min_l2_s: float = Field(20.0, gt=0, description="Shortest level-2 node (scaled down on short nodes).")
     min_floor_s: float = Field(8.0, gt=0, description="No node is ever shorter than this.")
     monologue_factor: float = Field(

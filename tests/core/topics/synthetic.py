@@ -76,27 +76,11 @@ TEN_MINUTES = [
 
 # --- the bundled sample meeting, as a transcript built from its script (no audio) -------------
 
-SAMPLE_SUBJECT_LINES = {"garden": 0, "budget": 6, "festival": 10}
-"""Index of the script line where each subject of ``samples.SAMPLE_MEETING`` begins (the
-opening agenda line belongs to the first subject)."""
 
+def sample_meeting(*, key: str = "sample-meeting.wav") -> tuple[SpeakerTranscript, list[float]]:
+    """The sample meeting's transcript, each line timed as espeak-ng speaks it, and the start times
+    of its subjects (garden, budget, festival), from ``samples.LABELLED_SAMPLE_MEETING``."""
+    from autorag_dagster import samples
 
-def sample_meeting(*, pause_s: float = 0.7, lead_s: float = 0.5, key: str = "sample-meeting.wav"):
-    """The sample meeting's transcript with word timings at each voice's speaking rate, and the
-    start times of its subjects (garden, budget, festival)."""
-    from autorag_dagster.samples import SAMPLE_MEETING, VOICES
-
-    utterances: list[Utterance] = []
-    t = lead_s
-    starts: list[float] = []
-    for i, (speaker, text) in enumerate(SAMPLE_MEETING):
-        if i in SAMPLE_SUBJECT_LINES.values():
-            starts.append(round(t, 3) if i else 0.0)
-        word_s = 60.0 / VOICES[speaker].speed * 1.1  # espeak-ng is a little slower than its nominal rate
-        ws = [
-            SpeakerWord(start=round(t + j * word_s, 3), end=round(t + (j + 1) * word_s - 0.05, 3), text=" " + w, speaker=speaker)
-            for j, w in enumerate(text.split())
-        ]
-        utterances.append(Utterance(speaker=speaker, start=ws[0].start, end=ws[-1].end, text=text, words=ws))
-        t = ws[-1].end + 0.05 + pause_s
-    return SpeakerTranscript(key=key, duration_s=round(t, 3), language="en", utterances=utterances), starts
+    truth = samples.estimate_truth(samples.LABELLED_SAMPLE_MEETING)
+    return samples.speaker_transcript(truth, key=key), truth.starts

@@ -48,7 +48,7 @@ def test_long_nodes_may_split_and_short_conversations_in_short_clips_too(ten_min
 
 def test_short_clips_get_smaller_minimum_durations():
     config = TopicConfig()
-    assert config.min_l1(3600) == 45.0 and config.min_l1(80) == 16.0 and config.min_l1(20) == config.min_floor_s
+    assert config.min_l1(3600) == 30.0 and config.min_l1(80) == 16.0 and config.min_l1(20) == config.min_floor_s
     assert config.min_l2(300) == 20.0 and config.min_l2(45) == 15.0
 
 
