@@ -108,3 +108,17 @@ def check_viz_page(html_text: str, tree, transcript: SpeakerTranscript) -> list[
         if any(ch in text for ch in "<>&") and text in html_text:
             problems.append(f"transcript text at {utterance.start:.1f} s appears unescaped")
     return _fmt(problems)
+
+
+TOPIC_STATS_FILE = "topic_stats.json"
+"""Where the topic_tree asset may keep a file's ``TopicStats`` (next to ``topics.json``)."""
+
+
+def check_topic_quality(tree, fallbacks, transcript: SpeakerTranscript) -> list[str]:
+    """What makes a valid topic tree a poor one (a warning, not an error): level 1 fell back to the
+    lexical segmentation, any other stage fell back, titles not grounded in their span, titles or
+    summaries that echo the prompt or copy their span's first words. ``fallbacks``: the run's
+    ``TopicStats``, its list of fallbacks (objects or dicts), or None when unknown."""
+    from autorag_dagster.core.topics import topic_quality_problems
+
+    return _fmt(topic_quality_problems(tree, fallbacks, transcript))
