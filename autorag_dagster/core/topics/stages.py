@@ -251,8 +251,13 @@ def worth_splitting(ctx: FileContext, node: TopicNode) -> bool:
 
 
 def decide_splits(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> list[TopicNode]:
-    """Stage 3: batched yes/no (reason first) for every node worth considering; returns the yes-nodes."""
-    candidates = [n for n in nodes if worth_splitting(ctx, n)]
+    """Stage 3: batched yes/no (reason first) for every node worth considering that has at least one
+    candidate boundary inside; returns the yes-nodes."""
+    min_l2 = ctx.config.min_l2
+    candidates = [
+        n for n in nodes
+        if worth_splitting(ctx, n) and boundary_candidates(ctx, n.start, n.end, min_len=min_l2(n.end - n.start))
+    ]
 
     def decide(node: TopicNode) -> bool:
         lines = ctx.fine.within(node.start, node.end)
