@@ -139,11 +139,19 @@ def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(said[i : i + n]) for i in range(len(said) - n + 1)}
 
 
+def _term_pairs(text: str) -> set[tuple[str, str]]:
+    terms = content_terms(text)
+    return set(zip(terms, terms[1:]))
+
+
 def copies_prompt(text: str, scaffold: str, span_text: str, n: int) -> bool:
     """Whether ``text`` repeats ``n`` consecutive words of the prompt's own text (instructions, worked
-    example) that the span's transcript does not contain."""
+    example), or two of its content words in a row ("roof repairs"), that the span's transcript
+    does not contain."""
     if not scaffold:
         return False
+    if (_term_pairs(text) & _term_pairs(scaffold)) - _term_pairs(span_text):
+        return True
     n = min(n, len(_WORD.findall(text)))
     if n < 3:
         return False

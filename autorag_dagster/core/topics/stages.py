@@ -71,8 +71,8 @@ class TopicConfig(BaseModel):
     unit_s: float = Field(20.0, gt=0, description="Longer utterances are cut at sentence ends into units of cohesion.")
     keep_strong_changes: bool = Field(
         True,
-        description="The model must keep the candidates where the words change strongly (depth at least "
-        "strong_factor times the cutoff) and the clearest one the lexical segmentation chose; otherwise its "
+        description="The model must keep the candidates the lexical segmentation chose where the words change "
+        "strongly (depth at least strong_factor times the cutoff), and the clearest one; otherwise its "
         "answer is re-asked, then replaced by the lexical segmentation. False for a model trusted to merge them.",
     )
     strong_factor: float = Field(1.5, gt=0, description="A candidate this many times the cutoff deep is strong.")
@@ -201,8 +201,9 @@ def _starts(
     required: list[int] = []
     if ctx.config.keep_strong_changes and len(lexical) > 1:
         strong = ctx.config.strong_factor * threshold
+        chosen = set(lexical)
         clearest = max(range(len(found)), key=lambda i: found[i].depth) + 1
-        required = sorted({clearest, *(n for n, c in enumerate(found, 1) if c.depth >= strong)})
+        required = sorted({clearest, *(n for n, c in enumerate(found, 1) if c.depth >= strong and c.time in chosen)})
 
     def judge(value) -> list[str]:
         problems = subject_change_problems(list(value.changes))

@@ -10,6 +10,7 @@ from autorag_dagster.core.topics.answers import (
     title_problems,
 )
 from autorag_dagster.core.topics.buckets import Line
+from autorag_dagster.core.topics.prompts import summary_scaffold
 from autorag_dagster.core.topics.lexical import (
     TfIdf,
     content_terms,
@@ -54,6 +55,10 @@ def test_titles_that_echo_the_prompt_or_copy_the_first_words_are_rejected():
     assert any("heading" in p for p in echo_problems("Speaker 1 at 00:00 talks", "summary"))
     assert any("label of the prompt" in p for p in echo_problems("speakers: Speaker 1, Speaker 2", "summary"))
     assert any("instructions" in p for p in echo_problems("Two to six words in sentence case", "title"))
+    # the worked example's words, not the part's
+    scaffold = summary_scaffold()
+    assert any("example" in p for p in title_problems("Budget and roof repairs", SPAN + " repairs roof", scaffold))
+    assert title_problems("Budget for the year", SPAN, scaffold) == []
 
 
 def test_summaries_that_copy_the_opening_or_echo_are_rejected():
