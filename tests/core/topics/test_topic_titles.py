@@ -10,7 +10,6 @@ from autorag_dagster.core.topics.answers import (
     title_problems,
 )
 from autorag_dagster.core.topics.buckets import Line
-from autorag_dagster.core.topics.prompts import summary_scaffold
 from autorag_dagster.core.topics.lexical import (
     TfIdf,
     content_terms,
@@ -18,6 +17,7 @@ from autorag_dagster.core.topics.lexical import (
     sentences,
     stem,
 )
+from autorag_dagster.core.topics.prompts import summary_scaffold
 
 SPAN = (
     "Good. Now the budget. We spent eight thousand dollars of the twelve thousand we planned for this year. "
