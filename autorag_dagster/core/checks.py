@@ -206,3 +206,17 @@ def _locate(runs: list[_TextRun], whole: set[str], html_text: str, text: str) ->
     if seen or (_MARKUP & set(text) and text in html_text):
         return _UNESCAPED
     return _MISSING
+
+
+TOPIC_STATS_FILE = "topic_stats.json"
+"""Where the topic_tree asset may keep a file's ``TopicStats`` (next to ``topics.json``)."""
+
+
+def check_topic_quality(tree, fallbacks, transcript: SpeakerTranscript) -> list[str]:
+    """What makes a valid topic tree a poor one (a warning, not an error): level 1 fell back to the
+    lexical segmentation, any other stage fell back, titles not grounded in their span, titles or
+    summaries that echo the prompt or copy their span's first words. ``fallbacks``: the run's
+    ``TopicStats``, its list of fallbacks (objects or dicts), or None when unknown."""
+    from autorag_dagster.core.topics import topic_quality_problems
+
+    return _fmt(topic_quality_problems(tree, fallbacks, transcript))

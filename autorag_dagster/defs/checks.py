@@ -1,5 +1,6 @@
 """Asset checks: thin wrappers over ``core.checks``; they run with every materialisation."""
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -17,17 +18,20 @@ from autorag_dagster.defs.assets.search import embeddings
 from autorag_dagster.defs.assets.speech import audio, diarization, speaker_transcript, transcript
 from autorag_dagster.defs.assets.topics import topic_tree
 from autorag_dagster.defs.assets.viz import viz
+from autorag_dagster.defs.io import file_dir
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.defs.partitions import audio_files
 
 
-def result(problems_by_file: Mapping[str, list[str]]) -> AssetCheckResult:
+def result(
+    problems_by_file: Mapping[str, list[str]], severity: AssetCheckSeverity = AssetCheckSeverity.ERROR
+) -> AssetCheckResult:
     """One result for the files of this run: passed when no file has a problem."""
     failed = {key: problems for key, problems in problems_by_file.items() if problems}
     text = "\n".join(f"- **{key}**: " + "; ".join(problems) for key, problems in failed.items())
     return AssetCheckResult(
         passed=not failed,
-        severity=AssetCheckSeverity.ERROR,
+        severity=severity,
         description=None if not failed else f"{len(failed)} file(s) failed:\n{text}",
         metadata={
             "files_checked": len(problems_by_file),
@@ -82,6 +86,22 @@ def speaker_words_attributed(speaker_transcript: dict[str, SpeakerTranscript], t
 )
 def topic_tree_tiles(topic_tree: dict[str, TopicTree]) -> AssetCheckResult:
     return each(topic_tree, lambda k: check_tree(topic_tree[k]))
+
+
+@asset_check(
+    asset=topic_tree, partitions_def=audio_files, blocking=False,
+    additional_ins={"speaker_transcript": AssetIn("speaker_transcript")},
+    description="(warning) No stage fell back; every title grounded in its span; no prompt echo or first-words titles.",
+)
+def topic_tree_quality(
+    topic_tree: dict[str, TopicTree], speaker_transcript: dict[str, SpeakerTranscript], storage: StorageResource
+) -> AssetCheckResult:
+    def one(key: str) -> list[str]:
+        stats_file = file_dir(storage.data_dir, key) / checks.TOPIC_STATS_FILE
+        fallbacks = json.loads(stats_file.read_text(encoding="utf-8")).get("fallbacks") if stats_file.exists() else None
+        return checks.check_topic_quality(topic_tree[key], fallbacks, speaker_transcript[key])
+
+    return result({key: one(key) for key in topic_tree}, severity=AssetCheckSeverity.WARN)
 
 
 @asset_check(

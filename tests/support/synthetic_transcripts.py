@@ -11,6 +11,10 @@ SUBJECTS = {
     "budget": "the quarterly budget shows travel costs rising so we cut the printing invoices".split(),
     "harbour": "the ferry from Marlowe harbour leaves at dawn when the tide and the wind allow".split(),
     "robots": "the robot arm calibrates its gripper sensors before sorting parcels on the conveyor".split(),
+    "festival": "the summer festival needs tents posters and a band playing music in the park".split(),
+    "library": "the library closes in June while builders repair the roof above the reading room".split(),
+    "football": "our football team trains on Thursday and the coach wants new boots and goal nets".split(),
+    "weather": "heavy rain and storms are forecast so the farmers harvest the wheat early this week".split(),
 }
 
 WORD_S = 0.4  # one word every 0.4 s
@@ -52,6 +56,15 @@ def make_transcript(
     return SpeakerTranscript(key=key, duration_s=round(t + tail_s, 3), language="en", utterances=utterances)
 
 
+EIGHT_SUBJECTS = [
+    (subject, 75.0, speakers)
+    for subject, speakers in zip(
+        ["garden", "budget", "harbour", "robots", "festival", "library", "football", "weather"],
+        [["A", "B"], ["B", "A"], ["C", "A"], ["A", "C"], ["B", "C"], ["C", "B"], ["A", "B", "C"], ["C", "A", "B"]],
+    )
+]
+"""Ten minutes of eight 75 s subjects: chapters of two subjects each, or eight chapters."""
+
 TEN_MINUTES = [
     ("garden", 150.0, ["SPEAKER_01", "SPEAKER_00"]),
     ("budget", 150.0, ["SPEAKER_00", "SPEAKER_02"]),
@@ -59,3 +72,15 @@ TEN_MINUTES = [
     ("robots", 150.0, ["SPEAKER_01", "SPEAKER_02", "SPEAKER_00"]),
 ]
 
+
+
+# --- the bundled sample meeting, as a transcript built from its script (no audio) -------------
+
+
+def sample_meeting(*, key: str = "sample-meeting.wav") -> tuple[SpeakerTranscript, list[float]]:
+    """The sample meeting's transcript, each line timed as espeak-ng speaks it, and the start times
+    of its subjects (garden, budget, festival), from ``samples.LABELLED_SAMPLE_MEETING``."""
+    from autorag_dagster import samples
+
+    truth = samples.estimate_truth(samples.LABELLED_SAMPLE_MEETING)
+    return samples.speaker_transcript(truth, key=key), truth.starts

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from autorag_dagster.core.types import SpeakerTranscript
@@ -39,14 +40,15 @@ class Line:
     speaker: str
     text: str
 
-    def render(self, number: int | None = None, max_words: int | None = None) -> str:
+    def render(self, number: int | None = None, max_words: int | None = None, *, timed: bool = True) -> str:
         text = self.text
         if max_words is not None:
             words = text.split()
             if len(words) > max_words:
                 text = " ".join(words[:max_words]) + ELLIPSIS
         prefix = f"[{number}] " if number is not None else ""
-        return f"{prefix}{fmt_time(self.start)}-{fmt_time(self.end)} {self.speaker}: {text}"
+        times = f"{fmt_time(self.start)}-{fmt_time(self.end)} " if timed else ""
+        return f"{prefix}{times}{self.speaker}: {text}"
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,10 @@ def _words(transcript: SpeakerTranscript, labels: dict[str, str]) -> list[_Word]
     return out
 
 
-def build_view(transcript: SpeakerTranscript, bucket_s: float = 30.0) -> TranscriptView:
+def build_view(transcript: SpeakerTranscript, bucket_s: float = 30.0, *, cuts: Iterable[float] = ()) -> TranscriptView:
+    """Lines of at most one bucket and one speaker; a line also starts at every word that starts at
+    one of ``cuts`` (the units of the segmentation, so that every boundary is a line start)."""
+    cut_at = set(cuts)
     if bucket_s <= 0:
         raise ValueError(f"bucket_s must be positive, got {bucket_s}")
     labels = speaker_labels(transcript)
@@ -132,14 +137,30 @@ def build_view(transcript: SpeakerTranscript, bucket_s: float = 30.0) -> Transcr
     for prev, word in zip([None, *words], words):
         if prev is not None and prev.speaker != word.speaker:
             turns.append(word.start)
-        if run and (word.speaker != run[0].speaker or int(word.start // bucket_s) != int(run[0].start // bucket_s)):
+        if run and (
+            word.speaker != run[0].speaker
+            or int(word.start // bucket_s) != int(run[0].start // bucket_s)
+            or word.start in cut_at
+        ):
             flush()
         run.append(word)
     flush()
     return TranscriptView(transcript.duration_s, bucket_s, labels, lines, turns)
 
 
-def render_lines(lines: list[Line], *, numbered: bool = True, max_chars: int | None = None) -> str:
+def merge_turns(lines: list[Line]) -> list[Line]:
+    """Consecutive lines of one speaker joined into one (bucket edges matter to times, not to reading)."""
+    out: list[Line] = []
+    for ln in lines:
+        if out and out[-1].speaker == ln.speaker:
+            last = out[-1]
+            out[-1] = Line(last.start, max(last.end, ln.end), last.speaker, f"{last.text} {ln.text}")
+        else:
+            out.append(ln)
+    return out
+
+
+def render_lines(lines: list[Line], *, numbered: bool = True, timed: bool = True, max_chars: int | None = None) -> str:
     """The lines as prompt text; over ``max_chars`` every line is cut to the same number of words.
 
     Ollama silently drops the head of a prompt that overflows the context, which would drop the
@@ -147,7 +168,7 @@ def render_lines(lines: list[Line], *, numbered: bool = True, max_chars: int | N
     """
 
     def rendered(max_words: int | None) -> str:
-        return "\n".join(ln.render(i if numbered else None, max_words) for i, ln in enumerate(lines, 1))
+        return "\n".join(ln.render(i if numbered else None, max_words, timed=timed) for i, ln in enumerate(lines, 1))
 
     full = rendered(None)
     if max_chars is None or len(full) <= max_chars:

@@ -1,10 +1,12 @@
 """A content-addressed cache of LLM answers: one JSON file per request, named by its hash.
 
 The key covers everything that decides the answer: the model's digest (a re-pulled or
-different model misses), the options, the messages and the JSON schema. Files are written to a
-temporary name and renamed into place, so a crash never leaves a half-written answer behind.
-An entry is ``{"raw": <answer>}``, or ``{"error": <why>}`` when no answer matched the schema, so
-a rerun repeats the same fallback without asking again.
+different model misses), the options (num_ctx, num_predict, temperature, think, the number of
+validation re-asks and the prompt version: ``StageRunner.cache_key``), the messages and the JSON
+schema. Files are written to a temporary name and renamed into place, so a crash never leaves a
+half-written answer behind. An entry is ``{"raw": <answer>}``; answers that never matched their
+schema are not stored (an old ``{"error": ...}`` entry reads as a miss), so a failure is asked
+again rather than replayed.
 """
 
 from __future__ import annotations

@@ -7,11 +7,16 @@ and Ollama's per-slot prompt cache can reuse it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from jinja2 import Environment, StrictUndefined
 
 from autorag_dagster.core.topics.buckets import fmt_time
 
 Messages = list[dict[str, str]]
+
+PROMPT_VERSION = "topics-5"
+"""Changes whenever a prompt or a schema changes meaning: part of every cached answer's key."""
 
 _env = Environment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
 
@@ -26,24 +31,30 @@ _TRANSCRIPT_INTRO = """\
 Each transcript line shows its time range (MM:SS-MM:SS), the speaker label and the words spoken."""
 
 _BOUNDARIES = _env.from_string("""\
-{{ intro }} The number in brackets at the start of a line is its line number.
+Below are numbered places in {{ what }} where the words change. At each place you see the words \
+just before it and the words just after it.
 
-Task: divide {{ what }} into {{ unit }}s. A {{ unit }} is a stretch of consecutive lines that stays on one \
-subject. For each {{ unit }}, give the number of the line where it begins and a gist of a few words taken \
-from the transcript.
+Task: decide at which places a new subject begins, so that {{ what }} divides into {{ unit }}s, each about \
+one subject.
+- A new subject is a new item, question or story, often announced ("now", "next", "finally", \
+"let's talk about"). A new speaker, or a reply on the same subject, is not a new subject.
+- Each {{ unit }} should last at least {{ min_len }}; give at most {{ max_changes }} places, or none when \
+everything is about one subject.
+- Answer with the numbers of those places, in increasing order.
 
-Rules:
-- The first {{ unit }} begins at line 1; list the {{ unit }}s in time order.
-- Begin a new {{ unit }} only where the subject changes: a new question, a new item, a new story or example. \
-A change of speaker alone does not begin a new {{ unit }}.
-- Inside a stretch where one speaker talks without interruption, begin a new {{ unit }} only if the subject \
-plainly changes.
-- Each {{ unit }} should last at least {{ min_len }}. Give at most {{ max_topics }} {{ unit }}s; \
-one {{ unit }} is right when everything is about one subject.
-- Line numbers are whole numbers from 1 to {{ n_lines }}.
+- "words change" says how much the vocabulary changes at a place. Where it is strong a new subject \
+begins: always include those places. Where it is weak a new subject rarely begins.
 
-{{ what | capitalize }}: {{ span }}, {{ n_lines }} lines, speakers: {{ speakers }}.
-{{ transcript }}
+Example: at [1] the words before and after are both about a football match; at [2] the words after begin \
+"Next, the new library"; at [3] a new speaker answers a question about the library. Answer: {"changes": [2]}
+
+{{ what | capitalize }}: {{ span }}, speakers: {{ speakers }}.
+{% for c in candidates %}
+[{{ c.number }}] at {{ c.time }}{% if c.change %}, words change: {{ c.change }}{% endif %}
+
+  before: "{{ c.before }}"
+  after: "{{ c.after }}"
+{% endfor %}
 """)
 
 _SPLIT = _env.from_string("""\
@@ -61,24 +72,30 @@ Section: {{ span }}, speakers: {{ speakers }}.
 """)
 
 _SUMMARY = _env.from_string("""\
-{{ intro }}
+Task: say what the speakers talk about in the part of a recording below.
+- summary: one or two sentences in your own words about its subject. When you say who said something, \
+use the speaker label exactly as written (Speaker 1, Speaker 2, ...).
+- title: two to six words naming the subject. Use words from the transcript; do not copy its first words.
+- Use only names of people and places that appear in the transcript.
 
-Task: write a summary and a title for the part of a recording shown below.
-- summary: one or two sentences on what is said. When you say who said something, use the speaker label \
-shown on the line where it is said (Speaker 1, Speaker 2, ...), exactly as written, and only labels that \
-appear in this part. Do not guess anyone's real name.
-- title: three to eight words in sentence case (capital letter only on the first word and on names).
-- Use only names of people, places, organisations and products that appear in the transcript, spelled as \
-they appear there; otherwise describe instead of naming.
-- Do not mention times or line numbers.
-
-Part: {{ span }}, speakers: {{ speakers }}.
+Transcript ({{ speakers }}):
 {{ transcript }}
 """)
 
+# The worked example is a previous turn of the conversation, so a small model takes it as done
+# rather than as part of the text to answer.
+_SUMMARY_EXAMPLE_TRANSCRIPT = """\
+Speaker 1: Good evening. The library will close in June so the roof can be repaired.
+Speaker 2: Where will the book club meet then?
+Speaker 1: In the school hall on Thursdays."""
+_SUMMARY_EXAMPLE_ANSWER = (
+    '{"summary": "Speaker 1 says the library closes in June for roof repairs, so the book club moves to the '
+    'school hall.", "title": "Library roof repairs"}'
+)
+
 _FILE = _env.from_string("""\
 Below is the outline of a recording, {{ duration }} long, with speakers {{ speakers }}: \
-each section with its time range, title and summary.
+each section's title and summary, in order.
 
 Task: write a summary of two to four sentences and a title of three to ten words (sentence case) for the \
 whole recording. Say what it covers, in order, and refer to people only by their speaker labels. Use only \
@@ -86,7 +103,7 @@ names that appear in the outline.
 
 Outline:
 {% for s in sections %}
-- {{ s.span }} {{ s.title }}: {{ s.summary }}
+- {{ s.title }}: {{ s.summary }}
 {% endfor %}
 """)
 
@@ -111,16 +128,26 @@ def _messages(user: str) -> Messages:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user.strip()}]
 
 
+@dataclass(frozen=True)
+class CandidateView:
+    """One numbered candidate as the boundary prompt shows it."""
+
+    number: int
+    time: str
+    before: str
+    after: str
+    change: str = ""  # how much the words change there: "strong", "clear" or "weak" ("" unknown)
+
+
 def boundary_messages(
-    transcript: str, *, level: int, start: float, end: float, n_lines: int, speakers: list[str],
-    max_topics: int, min_len: float,
+    candidates: list[CandidateView], *, level: int, start: float, end: float, speakers: list[str],
+    max_changes: int, min_len: float,
 ) -> Messages:
     """Level 1: chapters of the whole recording. Level 2: sub-sections of one chapter."""
     what, unit = ("the recording", "chapter") if level == 1 else ("the section", "sub-section")
     return _messages(_BOUNDARIES.render(
-        intro=_TRANSCRIPT_INTRO, what=what, unit=unit, span=span_text(start, end), n_lines=n_lines,
-        speakers=", ".join(speakers) or "none", max_topics=max_topics, min_len=duration_text(min_len),
-        transcript=transcript,
+        what=what, unit=unit, span=span_text(start, end), speakers=", ".join(speakers) or "none",
+        max_changes=max_changes, min_len=duration_text(min_len), candidates=candidates,
     ))
 
 
@@ -131,11 +158,25 @@ def split_messages(transcript: str, *, start: float, end: float, speakers: list[
     ))
 
 
-def summary_messages(transcript: str, *, start: float, end: float, speakers: list[str]) -> Messages:
-    return _messages(_SUMMARY.render(
-        intro=_TRANSCRIPT_INTRO, span=span_text(start, end), speakers=", ".join(speakers) or "none",
-        transcript=transcript,
-    ))
+def summary_messages(transcript: str, *, speakers: list[str]) -> Messages:
+    """Only the part's own lines (``Speaker K: words``, no times): one task, one worked example
+    (as an earlier exchange of the conversation)."""
+    example = _SUMMARY.render(speakers="Speaker 1, Speaker 2", transcript=_SUMMARY_EXAMPLE_TRANSCRIPT)
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": example.strip()},
+        {"role": "assistant", "content": _SUMMARY_EXAMPLE_ANSWER},
+        {"role": "user", "content": _SUMMARY.render(speakers=", ".join(speakers) or "no speaker", transcript=transcript).strip()},
+    ]
+
+
+def summary_scaffold() -> str:
+    """The summary prompt's own words (system message, instructions, worked example), without any transcript."""
+    return "\n".join([SYSTEM, _SUMMARY.render(speakers="", transcript=""), _SUMMARY_EXAMPLE_TRANSCRIPT, _SUMMARY_EXAMPLE_ANSWER])
+
+
+def file_scaffold() -> str:
+    return SYSTEM + "\n" + _FILE.render(sections=[], duration="", speakers="")
 
 
 def file_messages(sections: list[dict], *, duration: float, speakers: list[str]) -> Messages:

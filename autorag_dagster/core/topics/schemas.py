@@ -1,13 +1,15 @@
 """The answers the topic stages ask for: pydantic models whose JSON schema is sent as Ollama's ``format``.
 
-Boundaries are line numbers of the numbered transcript view, not free floats: a small model
-copies a number it can see far more reliably than it computes a time. The boundary schema is
-built per request so the line range is part of the schema, which constrains decoding on Ollama.
+Boundaries are chosen among numbered candidates computed without a model (``segment``): the
+schema is built per request so that its ``enum`` admits only the valid candidate numbers and
+its ``maxItems`` the most topics allowed. Ollama's ``format`` and llama.cpp's grammars enforce
+both while decoding, so even a tiny model cannot name a boundary that does not exist.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
 
@@ -34,6 +36,27 @@ def topic_starts_schema(n_lines: int, max_topics: int) -> type[TopicStarts]:
         __base__=TopicStarts,
         topics=(list[start], Field(min_length=1, max_length=max(1, max_topics),
                                    description=TopicStarts.model_fields["topics"].description)),
+    )
+
+
+class SubjectChanges(BaseModel):
+    changes: list[int] = Field(description="Numbers of the candidates where a new subject begins, in increasing order.")
+
+
+@lru_cache(maxsize=512)
+def subject_changes_schema(n_candidates: int, max_changes: int) -> type[SubjectChanges]:
+    """``SubjectChanges`` whose items are one of ``1..n_candidates`` (an enum), at most ``max_changes`` of them."""
+    number = Literal[tuple(range(1, max(n_candidates, 1) + 1))]  # the enum of the valid candidate numbers
+    return create_model(
+        "SubjectChanges",
+        __base__=SubjectChanges,
+        changes=(
+            list[number],
+            Field(
+                max_length=max(0, min(max_changes, n_candidates)),
+                description=SubjectChanges.model_fields["changes"].description,
+            ),
+        ),
     )
 
 

@@ -1,43 +1,51 @@
-"""The LLM stages of the topic tree and the runner that talks to the model for them.
+"""The topic stages: level-1 chapters, split decisions, level-2 sub-topics, titles and summaries, file summary.
 
-``StageRunner.ask`` is the one way a stage gets an answer: the answer cache first; on a miss
-the model is loaded (lazily, so a fully cached file never loads it), the client validates the
-answer against the schema (re-asking itself), and the stage's judge checks it for sense, with
-one re-ask that names the problems. Whatever is left unusable is replaced by a fallback that is
-recorded. Connection, busy and missing-model errors are not caught here: they reach the user.
+Boundaries: candidates come from lexical cohesion (``segment``); the model picks the real subject
+changes among them by number, under a schema that admits only valid numbers. When its answer is
+unusable, the lexical choice stands (recorded as a fallback). Titles and summaries: the model
+writes them from the part's own lines; an answer that is not grounded in the part, echoes the
+prompt or copies the part's first words is re-asked once, then replaced by the part's key phrase
+and its most central sentences (recorded as a fallback).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
-import time
 from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from functools import cached_property
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from autorag_dagster.core.topics import prompts
 from autorag_dagster.core.topics.answers import (
-    boundary_problems,
+    fallback_file_title,
     fallback_summary,
     fallback_title,
+    naming_problems,
     repair_text,
+    subject_change_problems,
     text_problems,
 )
-from autorag_dagster.core.topics.buckets import Line, TranscriptView, render_lines
-from autorag_dagster.core.topics.cache import AnswerCache
-from autorag_dagster.core.topics.schemas import FileSummary, NodeSummary, SplitDecision, topic_starts_schema
-from autorag_dagster.core.topics.tree import Span, equal_spans, nodes_for, tile
-from autorag_dagster.core.types import TopicNode
-from autorag_dagster.ollama.client import OllamaClient
-from autorag_dagster.ollama.errors import LLMOutputError
-from autorag_dagster.gpu import GpuTenancy
+from autorag_dagster.core.topics.buckets import (
+    TranscriptView,
+    build_view,
+    fmt_time,
+    merge_turns,
+    render_lines,
+    tokens,
+)
+from autorag_dagster.core.topics.runner import Answer, StageRunner
+from autorag_dagster.core.topics.schemas import (
+    FileSummary,
+    NodeSummary,
+    SplitDecision,
+    subject_changes_schema,
+)
+from autorag_dagster.core.topics.segment import Candidate, Cohesion, choose, units
+from autorag_dagster.core.topics.tree import Span, nodes_for, tile
+from autorag_dagster.core.types import SpeakerTranscript, TopicNode
 
-T = TypeVar("T", bound=BaseModel)
+EXCERPT_WORDS = 18
 
 
 class TopicConfig(BaseModel):
@@ -49,7 +57,7 @@ class TopicConfig(BaseModel):
     )
     bucket_s: float = Field(30.0, gt=0, description="Bucket of the level-1 view.")
     l2_bucket_s: float = Field(15.0, gt=0, description="Bucket of the finer view for level 2 and summaries.")
-    min_l1_s: float = Field(45.0, gt=0, description="Shortest level-1 node (scaled down on short files).")
+    min_l1_s: float = Field(30.0, gt=0, description="Shortest level-1 node (scaled down on short files).")
     min_l2_s: float = Field(20.0, gt=0, description="Shortest level-2 node (scaled down on short nodes).")
     min_floor_s: float = Field(8.0, gt=0, description="No node is ever shorter than this.")
     monologue_factor: float = Field(
@@ -63,12 +71,24 @@ class TopicConfig(BaseModel):
     l2_min_turns: int = Field(2, ge=0, description="Speaker turns a relatively long node needs to be considered.")
     max_l1_topics: int = Field(12, ge=1)
     max_l2_topics: int = Field(6, ge=2)
-    fallback_chunk_s: float = Field(300.0, gt=0, description="Chunk length of the level-1 fallback.")
+    max_candidates: int = Field(12, ge=1, description="Most candidate boundaries shown to the model per call.")
+    unit_s: float = Field(20.0, gt=0, description="Longer utterances are cut at sentence ends into units of cohesion.")
+    keep_strong_changes: bool = Field(
+        True,
+        description="The model must keep the candidates the lexical segmentation chose where the words change "
+        "strongly (depth at least strong_factor times the cutoff), and the clearest one; otherwise its "
+        "answer is re-asked, then replaced by the lexical segmentation. False for a model trusted to merge them.",
+    )
+    strong_factor: float = Field(1.5, gt=0, description="A candidate this many times the cutoff deep is strong.")
     chars_per_token: float = Field(3.0, gt=0, description="Conservative estimate to keep prompts inside num_ctx.")
     reserve_tokens: int = Field(1024, ge=0, description="Context kept for the instructions and the answer.")
 
+    num_ctx_l1: int | None = Field(
+        None, gt=0, description="A larger context for the level-1 call only (costs exactly one reload).",
+    )
+
     def min_l1(self, duration: float) -> float:
-        return max(self.min_floor_s, min(self.min_l1_s, duration / 4))
+        return max(self.min_floor_s, min(self.min_l1_s, duration / 5))
 
     def min_l2(self, span: float) -> float:
         return max(self.min_floor_s, min(self.min_l2_s, span / 3))
@@ -77,238 +97,151 @@ class TopicConfig(BaseModel):
         return max(1000, int((num_ctx - self.reserve_tokens) * self.chars_per_token))
 
 
-class Fallback(BaseModel):
-    stage: str
-    node: str | None = None
-    reason: str
-
-
-@dataclass
-class Answer(Generic[T]):
-    """The last answer (None when none matched the schema) and what is still wrong with it."""
-
-    value: T | None
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def usable(self) -> bool:
-        return self.value is not None and not self.problems
-
-
-def model_fingerprint(client: OllamaClient) -> str:
-    """A content address of the LLM: the hash of its /api/show answer (weights' details, template,
-    parameters, modification time), so a re-pulled or different model never reuses old answers."""
-    shown = client.show(client.llm_model)
-    return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()
-
-
-class LlmResidency:
-    """The LLM's stay on the GPU across one file or many: loaded through the tenancy on the
-    first cache miss with the num_ctx asked for, reloaded only when num_ctx changes (each
-    reload listed in ``loads``), evicted on ``close`` (the tenancy's ``finally``).
-
-    One residency shared by the files of a run keeps the model loaded once for all of them.
-    """
-
-    def __init__(self, client: OllamaClient, tenancy: GpuTenancy):
-        self.client, self.tenancy = client, tenancy
-        self.loads: list[dict] = []
-        self._loaded_ctx: int | None = None
-        self._stack = ExitStack()
-        self._lock = threading.Lock()  # held while a load runs, so concurrent misses wait for it
-
-    def ensure(self, num_ctx: int) -> None:
-        """A caller that already holds the ``llm`` tenant has warmed it with the run's num_ctx."""
-        with self._lock:
-            if self._loaded_ctx is None and self.tenancy.active == "llm":
-                self._loaded_ctx = self.client.num_ctx
-            if self._loaded_ctx == num_ctx:
-                return
-            started = time.monotonic()
-            if self._loaded_ctx is None:
-                self._stack.enter_context(self.tenancy.tenant("llm", num_ctx=num_ctx))
-                reason = "first request that missed the cache"
-            else:
-                self.client.warm(num_ctx=num_ctx)
-                reason = f"num_ctx changes from {self._loaded_ctx} to {num_ctx}"
-            self.loads.append({"num_ctx": num_ctx, "seconds": round(time.monotonic() - started, 3), "reason": reason})
-            self._loaded_ctx = num_ctx
-
-    def close(self) -> None:
-        """Leave the tenant if this residency entered it, which evicts the model."""
-        self._stack.close()
-        self._loaded_ctx = None
-
-    def __enter__(self) -> LlmResidency:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class StageRunner:
-    """Cache, residency, re-asks and fallback bookkeeping for one file's stages."""
-
-    def __init__(
-        self,
-        client: OllamaClient,
-        tenancy: GpuTenancy,
-        cache: AnswerCache | None,
-        *,
-        num_ctx_l1: int | None = None,
-        residency: LlmResidency | None = None,
-    ):
-        self.client, self.tenancy, self.cache = client, tenancy, cache
-        self.num_ctx, self.num_ctx_l1 = client.num_ctx, num_ctx_l1
-        self.fingerprint = model_fingerprint(client) if cache is not None else ""
-        self.fallbacks: list[Fallback] = []
-        self.cache_hits = self.cache_misses = self.semantic_retries = 0
-        self.in_flight = self.max_in_flight = 0
-        self._owns_residency = residency is None
-        self.residency = residency or LlmResidency(client, tenancy)
-        self._first_load = len(self.residency.loads)
-        self._lock = threading.Lock()  # counters and lists, shared by the fan-out threads
-
-    # --- residency ---------------------------------------------------------------------------
-
-    @property
-    def loads(self) -> list[dict]:
-        """The loads and reloads this file's stages caused."""
-        return self.residency.loads[self._first_load :]
-
-    def _ensure_loaded(self, num_ctx: int) -> None:
-        self.residency.ensure(num_ctx)
-
-    def close(self) -> None:
-        """Evict the model, unless the residency is shared with other files (its owner closes it)."""
-        if self._owns_residency:
-            self.residency.close()
-
-    # --- asking --------------------------------------------------------------------------------
-
-    def _cached(self, key: str, schema: type[T]) -> tuple[T | None, str] | None:
-        """A stored answer as ``_chat`` returns it; None for a miss or an entry that no longer validates."""
-        entry = self.cache.get(key)
-        if entry is not None and isinstance(entry.get("error"), str):
-            return None, entry["error"]
-        if entry is not None and isinstance(entry.get("raw"), str):
-            try:
-                return schema.model_validate_json(entry["raw"]), entry["raw"]
-            except ValidationError:
-                return None
-        return None
-
-    def _chat(self, messages: prompts.Messages, schema: type[T], num_ctx: int) -> tuple[T | None, str]:
-        """(value, raw) from the cache or the model; (None, why) when no answer matched the schema."""
-        key = ""
-        if self.cache is not None:
-            options = {"num_ctx": num_ctx, "temperature": self.client.temperature, "think": False}
-            key = AnswerCache.key(
-                model_digest=self.fingerprint, options=options, messages=messages, schema=schema.model_json_schema()
-            )
-            hit = self._cached(key, schema)
-            if hit is not None:
-                with self._lock:
-                    self.cache_hits += 1
-                return hit
-        with self._lock:
-            self.cache_misses += 1
-        self._ensure_loaded(num_ctx)
-        with self._lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            result = self.client.chat_structured(messages, schema, num_ctx=num_ctx)
-            value, raw, entry = result.value, result.raw, {"raw": result.raw}
-        except LLMOutputError as exc:
-            value, raw, entry = None, str(exc), {"error": str(exc)}
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-        if self.cache is not None:
-            self.cache.put(key, entry)
-        return value, raw
-
-    def ask(
-        self,
-        messages: prompts.Messages,
-        schema: type[T],
-        judge: Callable[[T], list[str]],
-        *,
-        num_ctx: int | None = None,
-    ) -> Answer[T]:
-        """An answer judged for sense, re-asked once with the problems named if it makes none."""
-        num_ctx = num_ctx or self.num_ctx
-        value, raw = self._chat(messages, schema, num_ctx)
-        if value is None:
-            return Answer(None, [raw])
-        problems = judge(value)
-        if not problems:
-            return Answer(value)
-        with self._lock:
-            self.semantic_retries += 1
-        again, raw_again = self._chat(prompts.reask_messages(messages, raw, problems), schema, num_ctx)
-        if again is None:
-            return Answer(value, [*problems, raw_again])
-        return Answer(again, judge(again))
-
-    def fallback(self, stage: str, node: str | None, problems: list[str]) -> None:
-        with self._lock:
-            self.fallbacks.append(Fallback(stage=stage, node=node, reason="; ".join(problems)[:500]))
-
-
-# --- the stages --------------------------------------------------------------------------------
-
 
 @dataclass
 class FileContext:
     """What every stage reads about one file."""
 
-    view: TranscriptView  # level-1 buckets
+    view: TranscriptView  # level-1 buckets: speakers and turns
     fine: TranscriptView  # level-2 buckets, also the text of summaries
     vocabulary: set[str]
-    snap: list[float]  # utterance starts, where fallback boundaries land
+    cohesion: Cohesion  # utterance units and their TF-IDF: candidates, key phrases, central sentences
     config: TopicConfig
+    level1_source: str = "none"  # "llm", "lexical" (fallback or no candidate) or "single" (too short to divide)
+
+    @classmethod
+    def of(cls, transcript: SpeakerTranscript, config: TopicConfig) -> FileContext:
+        pieces = units(transcript, max_s=config.unit_s)
+        cuts = [u.start for u in pieces]
+        view = build_view(transcript, config.bucket_s, cuts=cuts)
+        return cls(
+            view=view,
+            fine=build_view(transcript, config.l2_bucket_s, cuts=cuts),
+            vocabulary=set(tokens(view.text())),
+            cohesion=Cohesion(pieces),
+            config=config,
+        )
 
     @property
     def duration(self) -> float:
         return self.view.duration
 
+    @cached_property
+    def file_text(self) -> str:
+        return self.fine.text()
+
     def weak(self, t: float) -> bool:
         return not self.view.is_turn(t)
 
+    def span_text(self, start: float, end: float) -> str:
+        return self.fine.text(start, end)
 
-def _starts(lines: list[Line], answer: Answer) -> list[float]:
-    return [lines[t.first_line - 1].start for t in answer.value.topics]
+
+# --- boundaries: the model picks among lexical candidates ------------------------------------------
 
 
-def _boundary_judge(n_lines: int):
-    return lambda value: boundary_problems([t.first_line for t in value.topics], n_lines)
+def candidate_views(
+    ctx: FileContext, candidates: list[Candidate], threshold: float | None = None
+) -> list[prompts.CandidateView]:
+    """Each candidate with the words just before and just after it, and how much the words change there."""
+    lines = ctx.cohesion.lines
+    views = []
+    for number, c in enumerate(candidates, 1):
+        before = " ".join(ln.text for ln in lines[max(0, c.index - 3) : c.index]).split()[-EXCERPT_WORDS:]
+        after_lines = lines[c.index : c.index + 3]
+        after = " ".join(ln.text for ln in after_lines).split()[:EXCERPT_WORDS]
+        strength = ""
+        if threshold is not None:
+            strong = ctx.config.strong_factor * threshold
+            strength = "strong" if c.depth >= strong else "clear" if c.depth >= threshold else "weak"
+        views.append(prompts.CandidateView(
+            number=number, time=fmt_time(c.time), change=strength,
+            before=("… " if len(before) == EXCERPT_WORDS else "") + " ".join(before),
+            after=f"{after_lines[0].speaker}: " + " ".join(after) + " …",
+        ))
+    return views
+
+
+def boundary_candidates(ctx: FileContext, lo: float, hi: float, *, min_len: float) -> list[Candidate]:
+    """The candidates the model is shown: at least ``min_len`` from both ends, the deepest
+    ``max_candidates`` of them, in time order."""
+    found = [c for c in ctx.cohesion.candidates(lo, hi) if c.time - lo >= min_len and hi - c.time >= min_len]
+    return sorted(sorted(found, key=lambda c: -c.depth)[: ctx.config.max_candidates], key=lambda c: c.time)
+
+
+def boundaries(
+    run: StageRunner, ctx: FileContext, lo: float, hi: float, *, level: int, min_len: float, max_topics: int,
+    node: str | None = None, num_ctx: int | None = None,
+) -> tuple[list[Span], str]:
+    """Spans tiling ``[lo, hi)`` and where their starts came from: ``"llm"`` when the model's choice
+    among the candidates was usable, ``"lexical"`` otherwise (a fallback when a call failed).
+
+    Repair: spans shorter than ``min_len`` are merged away; a boundary without a change of speaker
+    needs ``monologue_factor`` times that, unless the lexical segmentation chose it too."""
+    starts, source, lexical = _starts(run, ctx, lo, hi, level=level, min_len=min_len, max_topics=max_topics,
+                                      node=node, num_ctx=num_ctx)
+    strong = set(lexical)
+    return tile(
+        starts, lo, hi, min_len=min_len, needs_more=lambda t: t not in strong and ctx.weak(t),
+        factor=ctx.config.monologue_factor,
+    ), source
+
+
+def _starts(
+    run: StageRunner, ctx: FileContext, lo: float, hi: float, *, level: int, min_len: float, max_topics: int,
+    node: str | None, num_ctx: int | None,
+) -> tuple[list[float], str, list[float]]:
+    stage = "level1" if level == 1 else "level2"
+    found = boundary_candidates(ctx, lo, hi, min_len=min_len)
+    threshold = ctx.cohesion.cutoff(lo, hi)
+    lexical = choose(found, lo, hi, min_len=min_len, max_topics=max_topics, threshold=threshold)
+    max_changes = min(max_topics - 1, len(found))
+    if not found or max_changes < 1:
+        return lexical, "lexical", lexical
+    messages = prompts.boundary_messages(
+        candidate_views(ctx, found, threshold), level=level, start=lo, end=hi,
+        speakers=ctx.view.speakers_in(lo, hi), max_changes=max_changes, min_len=min_len,
+    )
+    required: list[int] = []
+    if ctx.config.keep_strong_changes and len(lexical) > 1:
+        strong = ctx.config.strong_factor * threshold
+        chosen = set(lexical)
+        clearest = max(range(len(found)), key=lambda i: found[i].depth) + 1
+        required = sorted({clearest, *(n for n, c in enumerate(found, 1) if c.depth >= strong and c.time in chosen)})
+
+    def judge(value) -> list[str]:
+        problems = subject_change_problems(list(value.changes))
+        missing = [n for n in required if n not in value.changes]
+        if missing:
+            problems.append(
+                f"the words change strongly at {', '.join(f'[{n}]' for n in missing)}: a new subject begins "
+                "there, so those numbers must be in the answer"
+            )
+        return problems
+
+    answer = run.ask(messages, subject_changes_schema(len(found), max_changes), judge, num_ctx=num_ctx)
+    if answer.usable:
+        chosen = [found[n - 1] for n in answer.value.changes]
+        # too close together: the deeper one wins, as in the lexical choice
+        return choose(chosen, lo, hi, min_len=min_len, max_topics=max_topics, threshold=0.0), "llm", lexical
+    run.fallback(stage, node, answer.problems)
+    return lexical, "lexical", lexical
 
 
 def level1(run: StageRunner, ctx: FileContext) -> list[TopicNode]:
-    """Stage 2: one call for the chapters of the whole file."""
+    """Stage 2: one call choosing the chapters of the whole file among the lexical candidates."""
     cfg, duration = ctx.config, ctx.duration
     if duration <= 0:
         return []
     min_len = cfg.min_l1(duration)
-    lines = ctx.view.lines
-    if len(lines) < 2 or duration < 2 * min_len:
+    if len(ctx.cohesion.lines) < 2 or duration < 2 * min_len:
+        ctx.level1_source = "single"
         return nodes_for([(0.0, duration)])
-    num_ctx = run.num_ctx_l1 or run.num_ctx
     max_topics = max(1, min(cfg.max_l1_topics, int(duration // min_len)))
-    messages = prompts.boundary_messages(
-        render_lines(lines, max_chars=cfg.max_chars(num_ctx)), level=1, start=0.0, end=duration,
-        n_lines=len(lines), speakers=ctx.view.speakers_in(0.0, duration), max_topics=max_topics, min_len=min_len,
+    spans, ctx.level1_source = boundaries(
+        run, ctx, 0.0, duration, level=1, min_len=min_len, max_topics=max_topics,
+        num_ctx=run.num_ctx_l1 or run.num_ctx,
     )
-    answer = run.ask(messages, topic_starts_schema(len(lines), max_topics), _boundary_judge(len(lines)), num_ctx=num_ctx)
-    if answer.usable:
-        starts = _starts(lines, answer)
-    else:
-        run.fallback("level1", None, answer.problems)
-        n = max(1, round(duration / cfg.fallback_chunk_s))
-        starts = [a for a, _ in equal_spans(0.0, duration, n, ctx.snap, min_len=min_len)]
-    spans = tile(starts, 0.0, duration, min_len=min_len, needs_more=ctx.weak, factor=cfg.monologue_factor)
     return nodes_for(spans)
 
 
@@ -323,8 +256,13 @@ def worth_splitting(ctx: FileContext, node: TopicNode) -> bool:
 
 
 def decide_splits(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> list[TopicNode]:
-    """Stage 3: batched yes/no (reason first) for every node worth considering; returns the yes-nodes."""
-    candidates = [n for n in nodes if worth_splitting(ctx, n)]
+    """Stage 3: batched yes/no (reason first) for every node worth considering that has at least one
+    candidate boundary inside; returns the yes-nodes."""
+    min_l2 = ctx.config.min_l2
+    candidates = [
+        n for n in nodes
+        if worth_splitting(ctx, n) and boundary_candidates(ctx, n.start, n.end, min_len=min_l2(n.end - n.start))
+    ]
 
     def decide(node: TopicNode) -> bool:
         lines = ctx.fine.within(node.start, node.end)
@@ -343,56 +281,73 @@ def decide_splits(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) ->
 
 
 def level2(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> None:
-    """Stage 4: batched sub-topic boundaries; a node keeps children only if at least two survive repair."""
+    """Stage 4: batched sub-topic choices among the candidates inside each chapter; a node keeps
+    children only if at least two survive repair."""
     cfg = ctx.config
 
     def split(node: TopicNode) -> list[Span]:
-        lines = ctx.fine.within(node.start, node.end)
         min_len = cfg.min_l2(node.end - node.start)
         max_topics = max(2, min(cfg.max_l2_topics, int((node.end - node.start) // min_len)))
-        messages = prompts.boundary_messages(
-            render_lines(lines, max_chars=cfg.max_chars(run.num_ctx)), level=2, start=node.start, end=node.end,
-            n_lines=len(lines), speakers=ctx.view.speakers_in(node.start, node.end), max_topics=max_topics,
-            min_len=min_len,
+        spans, _ = boundaries(
+            run, ctx, node.start, node.end, level=2, min_len=min_len, max_topics=max_topics, node=node.id,
         )
-        answer = run.ask(messages, topic_starts_schema(len(lines), max_topics), _boundary_judge(len(lines)))
-        if not answer.usable:
-            run.fallback("level2", node.id, answer.problems)
-            return []
-        return tile(
-            _starts(lines, answer), node.start, node.end, min_len=min_len, needs_more=ctx.weak,
-            factor=cfg.monologue_factor,
-        )
+        return spans
 
     for node, spans in zip(nodes, run.client.fan_out(split, nodes)):
         node.children = nodes_for(spans, parent=node) if len(spans) >= 2 else []
 
 
+# --- titles and summaries ------------------------------------------------------------------------
+
+
+def _settle(
+    run: StageRunner, ctx: FileContext, stage: str, node: str | None, answer: Answer, span: str,
+    speakers: list[str], make_fallback: Callable[[], tuple[str, str]], scaffold: str,
+) -> tuple[str, str]:
+    """The answer's title and summary; what is still wrong after the re-ask is repaired or replaced
+    by the fallback's part (title and summary separately, made only when needed), and recorded."""
+    if answer.value is None:
+        run.fallback(stage, node, answer.problems)
+        return make_fallback()
+    title, summary = answer.value.title.strip(), answer.value.summary.strip()
+    if not answer.problems:
+        return title, summary
+    run.fallback(stage, node, answer.problems)
+    fallback = make_fallback()
+    title, summary = repair_text(title, summary, ctx.vocabulary, speakers, fallback)
+    bad_title, bad_summary = naming_problems(title, summary, span, scaffold)
+    return (fallback[0] if bad_title else title), (fallback[1] if bad_summary else summary)
+
+
+def _judge(ctx: FileContext, span: str, speakers: list[str], scaffold: str):
+    def judge(value: NodeSummary | FileSummary) -> list[str]:
+        bad_title, bad_summary = naming_problems(value.title, value.summary, span, scaffold)
+        return [*text_problems(value.title, value.summary, ctx.vocabulary, speakers), *bad_title, *bad_summary]
+
+    return judge
+
+
 def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> None:
-    """Stage 5: batched title and summary per node; the prompts differ only in their tail."""
+    """Stage 5: batched title and summary per node, from the node's own lines only."""
 
     def write(node: TopicNode) -> None:
         lines = ctx.fine.within(node.start, node.end)
+        span = " ".join(ln.text for ln in lines)
         speakers = ctx.view.speakers_in(node.start, node.end)
-        fallback = fallback_title(lines), fallback_summary(lines)
+
+        def fallback() -> tuple[str, str]:
+            return fallback_title(span, ctx.file_text), fallback_summary(lines, ctx.cohesion.tfidf)
+
         if not lines:
-            node.title, node.summary = fallback
+            node.title, node.summary = fallback()
             return
         messages = prompts.summary_messages(
-            render_lines(lines, numbered=False, max_chars=ctx.config.max_chars(run.num_ctx)),
-            start=node.start, end=node.end, speakers=speakers,
+            render_lines(merge_turns(lines), numbered=False, timed=False, max_chars=ctx.config.max_chars(run.num_ctx)),
+            speakers=speakers,
         )
-        answer = run.ask(
-            messages, NodeSummary, lambda v: text_problems(v.title, v.summary, ctx.vocabulary, speakers)
-        )
-        if answer.value is None:
-            run.fallback("summary", node.id, answer.problems)
-            node.title, node.summary = fallback
-            return
-        node.title, node.summary = answer.value.title.strip(), answer.value.summary.strip()
-        if answer.problems:
-            run.fallback("summary", node.id, answer.problems)
-            node.title, node.summary = repair_text(node.title, node.summary, ctx.vocabulary, speakers, fallback)
+        scaffold = prompts.summary_scaffold()
+        answer = run.ask(messages, NodeSummary, _judge(ctx, span, speakers, scaffold))
+        node.title, node.summary = _settle(run, ctx, "summary", node.id, answer, span, speakers, fallback, scaffold)
 
     run.client.fan_out(write, nodes)
 
@@ -404,19 +359,18 @@ def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -
     if not ctx.view.lines:
         return "No speech", "No speech was transcribed in this recording."
     titles = [n.title for n in nodes]
-    fallback = (titles[0] if len(titles) == 1 else "; ".join(titles[:2]), "Topics: " + "; ".join(titles) + ".")
+
+    def fallback() -> tuple[str, str]:
+        return (
+            titles[0] if len(titles) == 1
+            else fallback_file_title([ctx.span_text(n.start, n.end) for n in nodes], ctx.file_text),
+            "The recording covers " + "; ".join(t[:1].lower() + t[1:] for t in titles) + ".",
+        )
+
     speakers = ctx.view.speakers_in(0.0, ctx.duration)
     sections = [{"span": prompts.span_text(n.start, n.end), "title": n.title, "summary": n.summary} for n in nodes]
     answer = run.ask(
         prompts.file_messages(sections, duration=ctx.duration, speakers=speakers),
-        FileSummary,
-        lambda v: text_problems(v.title, v.summary, ctx.vocabulary, speakers),
+        FileSummary, _judge(ctx, ctx.file_text, speakers, prompts.file_scaffold()),
     )
-    if answer.value is None:
-        run.fallback("file", None, answer.problems)
-        return fallback
-    title, summary = answer.value.title.strip(), answer.value.summary.strip()
-    if answer.problems:
-        run.fallback("file", None, answer.problems)
-        title, summary = repair_text(title, summary, ctx.vocabulary, speakers, fallback)
-    return title, summary
+    return _settle(run, ctx, "file", None, answer, ctx.file_text, speakers, fallback, prompts.file_scaffold())

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
-from autorag_dagster.core.topics.buckets import fmt_time
-from autorag_dagster.core.types import TopicNode, TopicTree
+from autorag_dagster.core.topics.buckets import build_view, fmt_time
+from autorag_dagster.core.types import SpeakerTranscript, TopicNode, TopicTree
 
 Span = tuple[float, float]
 MAX_DEPTH = 2
@@ -45,14 +45,6 @@ def tile(
         if t - kept[-1] >= max(need(kept[-1]), need(t)) and hi - t >= need(t):
             kept.append(t)
     return list(zip(kept, [*kept[1:], hi]))
-
-
-def equal_spans(lo: float, hi: float, n: int, snap: Iterable[float], *, min_len: float) -> list[Span]:
-    """``n`` spans of about equal duration, each inner boundary moved to the nearest snap point."""
-    points = sorted(t for t in snap if lo < t < hi)
-    targets = [lo + (hi - lo) * i / n for i in range(1, max(n, 1))]
-    starts = [min(points, key=lambda p: abs(p - t)) if points else t for t in targets]
-    return tile(starts, lo, hi, min_len=min_len)
 
 
 def nodes_for(spans: list[Span], *, parent: TopicNode | None = None) -> list[TopicNode]:
@@ -117,3 +109,37 @@ def outline_markdown(tree: TopicTree) -> str:
         f"{'  ' * (n.level - 1)}- {fmt_time(n.start)}-{fmt_time(n.end)} {n.title or '(untitled)'}" for n in tree.walk()
     ]
     return "\n".join(lines)
+
+
+def topic_quality_problems(
+    tree: TopicTree, fallbacks: Iterable[object] | None, transcript: SpeakerTranscript, *, bucket_s: float = 15.0,
+) -> list[str]:
+    """What makes a valid tree a poor one: level 1 that fell back to the lexical segmentation (or
+    any stage that fell back), titles not grounded in their span, titles or summaries that echo
+    the prompt or copy their span's first words.
+
+    ``fallbacks``: the run's ``TopicStats`` (its ``fallbacks``), or a list of ``Fallback`` or of
+    dicts with ``stage`` and ``node`` (as stored in metadata); None when unknown.
+    """
+    from autorag_dagster.core.topics.answers import naming_problems
+    from autorag_dagster.core.topics.prompts import summary_scaffold
+
+    problems: list[str] = []
+    listed = getattr(fallbacks, "fallbacks", fallbacks)
+    counts: dict[str, int] = {}
+    for f in listed or []:
+        stage = f.get("stage") if isinstance(f, dict) else getattr(f, "stage", None)
+        counts[str(stage)] = counts.get(str(stage), 0) + 1
+    if counts.get("level1"):
+        problems.append("level 1 fell back to the lexical segmentation (the model's choice was unusable)")
+    others = {s: n for s, n in counts.items() if s != "level1"}
+    if others:
+        problems.append("fallbacks: " + ", ".join(f"{s} x{n}" for s, n in others.items()))
+    view = build_view(transcript, bucket_s)
+    for node in tree.walk():
+        span = view.text(node.start, node.end)
+        if not span.strip():
+            continue
+        bad_title, bad_summary = naming_problems(node.title, node.summary, span, summary_scaffold())
+        problems += [f"node {node.id} {node.title!r}: {p}" for p in [*bad_title, *bad_summary]]
+    return problems

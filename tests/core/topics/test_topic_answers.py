@@ -1,13 +1,14 @@
 from autorag_dagster.core.topics.answers import (
-    boundary_problems,
     fallback_summary,
     fallback_title,
     repair_text,
+    subject_change_problems,
     suspect_names,
     text_problems,
     unknown_speakers,
 )
 from autorag_dagster.core.topics.buckets import Line, tokens
+from autorag_dagster.core.topics.lexical import TfIdf
 
 SOURCE = "the ferry from Marlowe harbour leaves at dawn. NASA said the tide and the wind allow it"
 VOCAB = set(tokens(SOURCE))
@@ -17,13 +18,10 @@ LINES = [
 ]
 
 
-def test_boundary_problems():
-    assert boundary_problems([1, 4, 9], 10) == []
-    assert boundary_problems([], 10) == ["the list of topics is empty"]
-    assert boundary_problems([1, 11], 10) == ["line numbers [11] are outside 1..10"]
-    assert boundary_problems([0, 3], 10) == ["line numbers [0] are outside 1..10"]
-    assert boundary_problems([1, 5, 3], 10) == ["line numbers [1, 5, 3] are not strictly increasing"]
-    assert boundary_problems([1, 3, 3], 10) == ["line numbers [1, 3, 3] are not strictly increasing"]
+def test_subject_changes_must_be_listed_once_in_order():
+    assert subject_change_problems([1, 3, 4]) == [] and subject_change_problems([]) == []
+    assert subject_change_problems([3, 1]) == ["the numbers [3, 1] are not listed once each in increasing order"]
+    assert subject_change_problems([2, 2]) == ["the numbers [2, 2] are not listed once each in increasing order"]
 
 
 def test_suspect_names_are_capitalised_words_missing_from_the_transcript():
@@ -78,8 +76,12 @@ def test_repair_drops_the_sentences_that_invent():
     assert repair_text("", "", VOCAB, SPEAKERS, FALLBACK) == FALLBACK
 
 
-def test_fallbacks_are_never_empty():
-    assert fallback_title(LINES, max_words=3) == "The ferry from…"
-    assert fallback_summary(LINES) == "Speaker 2 at 01:01: \u201cthe ferry from Marlowe harbour leaves at dawn.\u201d"
-    assert fallback_title([]) == "No speech"
-    assert fallback_summary([]).strip()
+def test_fallbacks_are_never_empty_and_never_the_first_words():
+    text = " ".join(ln.text for ln in LINES)
+    title = fallback_title(text, text + " The robot arm sorts parcels.")
+    assert not title.lower().startswith("the ferry from")
+    assert {"ferry", "harbour", "marlowe", "dawn"} & set(title.lower().split()), title
+    summary = fallback_summary(LINES, TfIdf([ln.text for ln in LINES]))
+    assert summary == "When the tide allows and the wind."  # the sentence after the opening one, across lines
+    assert fallback_title("", "") == "No speech"
+    assert fallback_summary([], TfIdf([])).strip()

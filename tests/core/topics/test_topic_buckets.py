@@ -1,6 +1,12 @@
 import re
 
-from autorag_dagster.core.topics.buckets import build_view, fmt_time, render_lines, speaker_labels, tokens
+from autorag_dagster.core.topics.buckets import (
+    build_view,
+    fmt_time,
+    render_lines,
+    speaker_labels,
+    tokens,
+)
 from tests.support.synthetic_transcripts import TEN_MINUTES, make_transcript
 
 LINE = re.compile(r"^\[(\d+)\] (\d\d:\d\d)-(\d\d:\d\d) (Speaker \d+): (.+)$")

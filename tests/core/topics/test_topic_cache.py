@@ -43,3 +43,24 @@ def test_corrupt_entry_is_a_miss(tmp_path):
     assert cache.get(key) is None
     cache.path(key).write_text("[1, 2]")
     assert cache.get(key) is None
+
+
+def test_the_runner_key_covers_num_predict_prompt_version_retries_and_context(monkeypatch):
+    from autorag_dagster.core.topics import prompts
+    from autorag_dagster.core.topics.runner import StageRunner
+    from autorag_dagster.core.topics.schemas import NodeSummary
+    from autorag_dagster.gpu import GpuTenancy
+    from autorag_dagster.ollama import OllamaClient
+
+    def key(**overrides) -> str:
+        options = dict(llm_model="m", embed_model="e", max_output_tokens=256, validation_retries=2, temperature=0.0)
+        with OllamaClient("http://127.0.0.1:9", **{**options, **overrides}) as client:  # nothing is asked
+            runner = StageRunner(client, GpuTenancy(client), None)
+            runner.fingerprint = "sha256:abc"
+            return runner.cache_key(BASE["messages"], NodeSummary, 8192)
+
+    base = key()
+    assert base == key()
+    assert len({base, key(max_output_tokens=512), key(validation_retries=0), key(temperature=0.2)}) == 4
+    monkeypatch.setattr(prompts, "PROMPT_VERSION", "another")
+    assert key() != base

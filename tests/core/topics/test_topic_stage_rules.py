@@ -1,22 +1,33 @@
 """The rules the stages follow that need no model: which nodes may split, and the shape of the prompts."""
 
+import json
 import os
+import re
+
+import pytest
+from pydantic import ValidationError
 
 from autorag_dagster.core.topics import prompts
-from autorag_dagster.core.topics.buckets import build_view, render_lines, tokens
-from autorag_dagster.core.topics.stages import FileContext, TopicConfig, worth_splitting
+from autorag_dagster.core.topics.buckets import (
+    build_view,
+    fmt_time,
+    merge_turns,
+    render_lines,
+)
+from autorag_dagster.core.topics.schemas import subject_changes_schema
+from autorag_dagster.core.topics.stages import (
+    FileContext,
+    TopicConfig,
+    candidate_views,
+    worth_splitting,
+)
 from autorag_dagster.core.topics.tree import nodes_for
 from autorag_dagster.core.types import SpeakerTranscript
-from tests.support.synthetic_transcripts import TEN_MINUTES, make_transcript
+from tests.support.synthetic_transcripts import make_transcript
 
 
 def context(transcript: SpeakerTranscript) -> FileContext:
-    config = TopicConfig()
-    view = build_view(transcript, config.bucket_s)
-    return FileContext(
-        view=view, fine=build_view(transcript, config.l2_bucket_s), vocabulary=set(tokens(view.text())),
-        snap=[u.start for u in transcript.utterances], config=config,
-    )
+    return FileContext.of(transcript, TopicConfig())
 
 
 def test_long_nodes_may_split_and_short_conversations_in_short_clips_too(ten_minutes):
@@ -37,34 +48,55 @@ def test_long_nodes_may_split_and_short_conversations_in_short_clips_too(ten_min
 
 def test_short_clips_get_smaller_minimum_durations():
     config = TopicConfig()
-    assert config.min_l1(3600) == 45.0 and config.min_l1(80) == 20.0 and config.min_l1(20) == config.min_floor_s
+    assert config.min_l1(3600) == 30.0 and config.min_l1(80) == 16.0 and config.min_l1(20) == config.min_floor_s
     assert config.min_l2(300) == 20.0 and config.min_l2(45) == 15.0
 
 
-def test_summary_prompts_share_everything_but_their_tail(ten_minutes):
+def test_summary_prompts_show_only_the_part_and_share_everything_but_their_tail(ten_minutes):
     view = build_view(ten_minutes, 15)
     first, second = (
-        prompts.summary_messages(render_lines(view.within(a, b), numbered=False), start=a, end=b,
+        prompts.summary_messages(render_lines(merge_turns(view.within(a, b)), numbered=False, timed=False),
                                  speakers=view.speakers_in(a, b))
         for a, b in [(0.0, 150.9), (300.3, 451.7)]
     )
-    assert first[0] == second[0] and first[0]["role"] == "system"
-    shared = os.path.commonprefix([first[1]["content"], second[1]["content"]])
-    # only the coincidental first digit of the two time ranges follows the shared instructions
-    assert len(shared.split("\n\nPart: ")[1]) <= 1
-    assert "02:30" not in shared and "tomatoes" not in shared
-    assert first[1]["content"].startswith(shared) and len(shared) > 600
+    # system, the worked example as an earlier exchange, then the part
+    assert [m["role"] for m in first] == ["system", "user", "assistant", "user"]
+    assert first[:3] == second[:3]
+    shared = os.path.commonprefix([first[-1]["content"], second[-1]["content"]])
+    assert shared.endswith("Transcript (Speaker ") and len(shared) > 300
+    assert "tomatoes" not in shared and "ferry" not in shared
+    user = first[-1]["content"]
+    assert "tomatoes" in user and "ferry" not in user  # the part only, not the whole file
+    assert not re.search(r"\d\d:\d\d", user.split("Transcript (")[1])  # no times to echo
+    assert json.loads(first[2]["content"])["title"] == "Library roof repairs"
 
 
-def test_boundary_prompts_number_lines_and_name_the_limits(ten_minutes):
-    view = build_view(ten_minutes)
+def test_boundary_prompts_number_the_candidates_and_name_the_limits(ten_minutes):
+    ctx = context(ten_minutes)
+    found = ctx.cohesion.candidates(0.0, ten_minutes.duration_s)
     messages = prompts.boundary_messages(
-        render_lines(view.lines), level=1, start=0.0, end=ten_minutes.duration_s, n_lines=len(view.lines),
-        speakers=view.speakers_in(0, ten_minutes.duration_s), max_topics=12, min_len=45.0,
+        candidate_views(ctx, found), level=1, start=0.0, end=ten_minutes.duration_s,
+        speakers=ctx.view.speakers_in(0, ten_minutes.duration_s), max_changes=11, min_len=45.0,
     )
     user = messages[-1]["content"]
-    assert "divide the recording into chapters" in user
-    assert f"from 1 to {len(view.lines)}" in user and "at most 12 chapters" in user and "45 s" in user
+    assert "the recording divides into chapters" in user
+    assert "at most 11 places" in user and "45 s" in user
     assert "speakers: Speaker 1, Speaker 2, Speaker 3" in user
-    assert user.rstrip().endswith(view.lines[-1].render(len(view.lines)))
-    assert len(view.lines) == 43 and TEN_MINUTES[0][0] == "garden"
+    for number, c in enumerate(found, 1):
+        assert f"[{number}] at {fmt_time(c.time)}" in user
+    # each candidate shows the words on both sides of it
+    budget = next(n for n, c in enumerate(found, 1) if abs(c.time - 150.9) < 1)
+    block = user.split(f"[{budget}] at")[1].split("\n[")[0]
+    assert "greenhouse" in block.split("after:")[0] and "budget" in block.split("after:")[1]
+
+
+def test_the_boundary_schema_admits_only_valid_candidate_numbers():
+    schema = subject_changes_schema(4, 2)
+    json_schema = schema.model_json_schema()
+    items = json_schema["properties"]["changes"]
+    assert items["items"]["enum"] == [1, 2, 3, 4] and items["maxItems"] == 2
+    assert schema.model_validate_json('{"changes": [1, 4]}').changes == [1, 4]
+    for bad in ('{"changes": [0]}', '{"changes": [5]}', '{"changes": [1, 2, 3]}', '{"changes": ["2"]}'):
+        with pytest.raises(ValidationError):
+            schema.model_validate_json(bad)
+    assert subject_changes_schema(1, 1).model_json_schema()["properties"]["changes"]["items"] == {"const": 1, "type": "integer"}

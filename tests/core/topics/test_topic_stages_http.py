@@ -6,37 +6,62 @@ import json
 
 import pytest
 
-from autorag_dagster.core.topics import build_topic_tree, check_tree
-from autorag_dagster.core.topics.buckets import build_view
+from autorag_dagster.core.topics import (
+    build_topic_tree,
+    check_tree,
+    topic_quality_problems,
+)
+from autorag_dagster.core.topics.stages import (
+    FileContext,
+    TopicConfig,
+    boundary_candidates,
+)
 from autorag_dagster.core.types import SpeakerTranscript
 from autorag_dagster.localserve import max_in_flight
 from autorag_dagster.gpu import GpuTenancy
 from autorag_dagster.ollama import ModelNotFoundError, OllamaTimeoutError
 from tests.support.models import LLM
-from tests.support.synthetic_transcripts import make_transcript
+from tests.support.synthetic_transcripts import EIGHT_SUBJECTS, make_transcript
 
-CHAPTERS = "divide the recording into chapters"
-SECTIONS = "divide the section into sub-sections"
-
-
-def topics(*first_lines: int) -> str:
-    return json.dumps({"topics": [{"first_line": n, "gist": f"part {n}"} for n in first_lines]})
+CHAPTERS = "the recording divides into chapters"
+SECTIONS = "the section divides into sub-sections"
 
 
-# Level-1 lines of the ten-minute fixture where its subjects change (00:00, 02:30, 05:00, 07:31).
-SUBJECT_LINES = (1, 13, 25, 31)
+TRUSTED = TopicConfig(keep_strong_changes=False)
+"""A model trusted to merge even strong lexical changes: the scripted answers below merge some."""
+
+
+def changes(*numbers: int) -> str:
+    return json.dumps({"changes": list(numbers)})
+
+
+@pytest.fixture
+def eight_subjects() -> SpeakerTranscript:
+    return make_transcript(EIGHT_SUBJECTS, key="eight.wav")
+
+
+# A word of each subject's text (none of them in the prompt's instructions or example) and a title naming it.
+SUBJECT_TITLES = {
+    "tomatoes": "Watering the tomatoes", "quarterly": "Quarterly budget", "ferry": "Ferry departures",
+    "gripper": "Robot arm calibration", "tents": "Summer festival plans", "builders": "Library repairs",
+    "coach": "Football training", "storms": "Storms before the harvest",
+}
 
 
 def happy_script(transcript: SpeakerTranscript) -> list[dict]:
-    """Four chapters, every one split in two, plain summaries: 4 + 8 nodes, no fallback needed."""
-    lines = build_view(transcript).lines
-    assert [round(lines[n - 1].start) for n in SUBJECT_LINES] == [0, 151, 300, 452]
+    """Seven lexical candidates; the model keeps every second one, the clearest among them (five
+    chapters, three of two subjects), then splits each long chapter at its one inner candidate:
+    5 + 6 nodes, no fallback needed."""
+    ctx = FileContext.of(transcript, TopicConfig())
+    found = boundary_candidates(ctx, 0.0, transcript.duration_s, min_len=TopicConfig().min_l1(transcript.duration_s))
+    assert [round(c.time) for c in found] == [76, 151, 227, 302, 377, 453, 528]
     return [
-        {"match": CHAPTERS, "content": topics(*SUBJECT_LINES), "times": 1},
+        {"match": CHAPTERS, "content": changes(1, 3, 5, 7), "times": 1},
         {"match": "SplitDecision", "content": json.dumps({"reason": "It moves through two points.", "subdivide": True})},
-        {"match": SECTIONS, "content": topics(1, 5)},
-        {"match": "NodeSummary", "content": json.dumps({"summary": "The speakers discuss this part.", "title": "Discussion of this part"})},
-        {"match": "FileSummary", "content": json.dumps({"summary": "Four subjects are discussed in turn.", "title": "A talk on four subjects"})},
+        {"match": SECTIONS, "content": changes(1)},
+        *({"match": word, "content": json.dumps({"summary": f"The speakers discuss {title.lower()}.", "title": title})}
+          for word, title in SUBJECT_TITLES.items()),
+        {"match": "FileSummary", "content": json.dumps({"summary": "Eight subjects are discussed in turn.", "title": "From tomatoes to the wheat harvest"})},
     ]
 
 
@@ -44,16 +69,18 @@ def chats(events: list[dict]) -> list[dict]:
     return [e for e in events if e["kind"] in ("request_start", "request_end") and e.get("endpoint") == "chat"]
 
 
-def test_one_load_full_concurrency_and_eviction_after_the_last_chat(server, client, ten_minutes, tmp_path):
-    server.script(happy_script(ten_minutes))
+def test_one_load_full_concurrency_and_eviction_after_the_last_chat(server, client, eight_subjects, tmp_path):
+    server.script(happy_script(eight_subjects))
     tenancy = GpuTenancy(client)
-    tree, stats = build_topic_tree(ten_minutes, client, tenancy=tenancy, cache_dir=tmp_path / "cache")
+    tree, stats = build_topic_tree(eight_subjects, client, tenancy=tenancy, cache_dir=tmp_path / "cache", config=TRUSTED)
 
     assert check_tree(tree) == []
-    assert [n.id for n in tree.walk()] == ["1", "1.1", "1.2", "2", "2.1", "2.2", "3", "3.1", "3.2", "4", "4.1", "4.2"]
-    assert [round(n.start) for n in tree.nodes] == [0, 151, 300, 452]
-    assert tree.nodes[-1].end == ten_minutes.duration_s
-    assert stats.fallbacks == [] and stats.node_count == 12 and stats.depth == 2
+    assert [n.id for n in tree.walk()] == ["1", "2", "2.1", "2.2", "3", "3.1", "3.2", "4", "4.1", "4.2", "5"]
+    assert [round(n.start) for n in tree.nodes] == [0, 76, 227, 377, 528]
+    assert [round(c.start) for c in tree.nodes[1].children] == [76, 151]
+    assert tree.nodes[-1].end == eight_subjects.duration_s
+    assert stats.fallbacks == [] and stats.fallback_counts == {} and stats.level1_source == "llm"
+    assert stats.node_count == 11 and stats.depth == 2
 
     events = server.events()
     assert len(server.events(kind="load", model=LLM)) == 1
@@ -64,45 +91,48 @@ def test_one_load_full_concurrency_and_eviction_after_the_last_chat(server, clie
     assert unloads[0]["seq"] > last_chat_end
 
     starts = [e for e in chats(events) if e["kind"] == "request_start"]
-    # level 1, then 4 split decisions, 4 level-2 calls, 12 summaries and the file summary
-    assert len(starts) == stats.llm_calls == 22
-    stages = {"split": starts[1:5], "level2": starts[5:9], "summary": starts[9:21]}
+    # level 1, then 3 split decisions, 3 level-2 calls, 11 summaries and the file summary
+    assert len(starts) == stats.llm_calls == 19
+    stages = {"split": starts[1:4], "level2": starts[4:7], "summary": starts[7:18]}
     assert {name: max(e["in_flight"] for e in batch) for name, batch in stages.items()} == {
-        "split": 4, "level2": 4, "summary": 8,
+        "split": 3, "level2": 3, "summary": 8,
     }
     assert max_in_flight(events)[LLM] == stats.max_in_flight == 8
     assert all(e["options"]["num_ctx"] == 8192 and e["keep_alive"] == "5m" and e["think"] is False for e in starts)
     assert all(e["options"]["temperature"] == 0 for e in starts)
 
-    assert stats.loads == 1 and stats.reloads == 0 and stats.cache_misses == 22 and stats.cache_hits == 0
+    assert stats.loads == 1 and stats.reloads == 0 and stats.cache_misses == 19 and stats.cache_hits == 0
     assert stats.prompt_tokens > 0 and stats.eval_tokens > 0
     assert set(stats.stage_seconds) == {"level1", "split", "level2", "summary", "file"}
     assert [e["event"] for e in stats.tenancy_timeline] == ["warm", "acquire", "evict", "release"]
-    assert stats.outline_md.splitlines()[2:4] == ["- 00:00-02:30 Discussion of this part", "  - 00:00-00:41 Discussion of this part"]
+    assert stats.outline_md.splitlines()[2:6] == [
+        "- 00:00-01:15 Watering the tomatoes", "- 01:15-03:46 Quarterly budget",
+        "  - 01:15-02:31 Quarterly budget", "  - 02:31-03:46 Ferry departures",
+    ]
 
 
-def test_rerun_of_an_unchanged_file_makes_no_llm_call_and_loads_nothing(server, client, ten_minutes, tmp_path):
-    server.script(happy_script(ten_minutes))
-    first, _ = build_topic_tree(ten_minutes, client, cache_dir=tmp_path / "cache")
+def test_rerun_of_an_unchanged_file_makes_no_llm_call_and_loads_nothing(server, client, eight_subjects, tmp_path):
+    server.script(happy_script(eight_subjects))
+    first, _ = build_topic_tree(eight_subjects, client, cache_dir=tmp_path / "cache", config=TRUSTED)
     seen = server.events()[-1]["seq"]
 
-    again, stats = build_topic_tree(ten_minutes, client, cache_dir=tmp_path / "cache")
+    again, stats = build_topic_tree(eight_subjects, client, cache_dir=tmp_path / "cache", config=TRUSTED)
     assert again == first
     assert chats(server.events(since=seen)) == []
     assert server.events(kind="load", since=seen) == [] and server.events(kind="unload", since=seen) == []
-    assert stats.llm_calls == 0 and stats.loads == 0 and stats.cache_misses == 0 and stats.cache_hits == 22
+    assert stats.llm_calls == 0 and stats.loads == 0 and stats.cache_misses == 0 and stats.cache_hits == 19
     assert stats.tenancy_timeline == []
 
     # a changed transcript misses the cache where its prompts changed
-    changed = ten_minutes.model_copy(deep=True)
+    changed = eight_subjects.model_copy(deep=True)
     changed.utterances[-1].words[-1].text = " conveyors"
-    _, stats = build_topic_tree(changed, client, cache_dir=tmp_path / "cache")
+    _, stats = build_topic_tree(changed, client, cache_dir=tmp_path / "cache", config=TRUSTED)
     assert stats.llm_calls > 0 and stats.loads == 1
 
 
-def test_num_ctx_l1_costs_exactly_one_reload_and_reports_it(server, client, ten_minutes):
-    server.script(happy_script(ten_minutes))
-    tree, stats = build_topic_tree(ten_minutes, client, num_ctx_l1=16384)
+def test_num_ctx_l1_costs_exactly_one_reload_and_reports_it(server, client, eight_subjects):
+    server.script(happy_script(eight_subjects))
+    tree, stats = build_topic_tree(eight_subjects, client, num_ctx_l1=16384, config=TRUSTED)
 
     assert check_tree(tree) == []
     assert len(server.events(kind="reload", model=LLM)) == 1
@@ -116,19 +146,25 @@ def test_num_ctx_l1_costs_exactly_one_reload_and_reports_it(server, client, ten_
 
 ADVERSARIAL = {
     # level 1: the client re-asks twice on schema failures, then the stage falls back
-    "l1 not json": ([{"match": "TopicStarts", "content": "Chapters: garden, budget.", "times": 3}], "level1"),
-    "l1 wrong types": ([{"match": "TopicStarts", "content": '{"topics": "many"}', "times": 3}], "level1"),
-    "l1 empty list": ([{"match": "TopicStarts", "content": '{"topics": []}', "times": 3}], "level1"),
-    "l1 out of range": ([{"match": "TopicStarts", "content": topics(1, 999), "times": 3}], "level1"),
+    "l1 not json": ([{"match": "SubjectChanges", "content": "Chapters: garden, budget.", "times": 3}], "level1"),
+    "l1 wrong types": ([{"match": "SubjectChanges", "content": '{"changes": "many"}', "times": 3}], "level1"),
+    "l1 not a candidate": ([{"match": "SubjectChanges", "content": changes(1, 99), "times": 3}], "level1"),
+    "l1 too many": ([{"match": "SubjectChanges", "content": changes(*range(1, 9)), "times": 3}], "level1"),
     # schema-valid nonsense: one re-ask naming the problem, then the fallback
-    "l1 unsorted": ([{"match": "TopicStarts", "content": topics(1, 30, 12), "times": 2}], "level1"),
-    "l1 overlapping": ([{"match": "TopicStarts", "content": topics(1, 12, 12, 30), "times": 2}], "level1"),
-    "split wrong types": ([{"match": "SplitDecision", "content": '{"reason": 3, "subdivide": "maybe"}'}], "split"),
-    "l2 unsorted": (
+    "l1 unsorted": ([{"match": "SubjectChanges", "content": changes(3, 1), "times": 2}], "level1"),
+    "l1 repeated": ([{"match": "SubjectChanges", "content": changes(1, 1), "times": 2}], "level1"),
+    "split wrong types": (
         [
-            {"match": CHAPTERS, "content": topics(*SUBJECT_LINES), "times": 1},
+            {"match": CHAPTERS, "content": changes(1, 3, 5, 7), "times": 1},
+            {"match": "SplitDecision", "content": '{"reason": 3, "subdivide": "maybe"}'},
+        ],
+        "split",
+    ),
+    "l2 repeated": (
+        [
+            {"match": CHAPTERS, "content": changes(1, 3, 5, 7), "times": 1},
             {"match": "SplitDecision", "content": json.dumps({"reason": "Two points.", "subdivide": True})},
-            {"match": "TopicStarts", "content": topics(1, 6, 3)},
+            {"match": "SubjectChanges", "content": changes(1, 1)},
         ],
         "level2",
     ),
@@ -136,6 +172,15 @@ ADVERSARIAL = {
     "summary not json": ([{"match": "NodeSummary", "content": "Sure! Here is the summary."}], "summary"),
     "invented names": (
         [{"match": "NodeSummary", "content": json.dumps({"summary": "Speaker 1 sails with Captain Ahab.", "title": "Ahab at the harbour"})}],
+        "summary",
+    ),
+    "title echoes the prompt": (
+        [{"match": "NodeSummary", "content": json.dumps({"summary": "Speaker 1 at 00:00: words.", "title": "Part: 00:00-02:30"})}],
+        "summary",
+    ),
+    "title of the first words": (
+        [{"match": "NodeSummary", "content": json.dumps({"summary": "They talk.", "title": "The robot arm calibrates"})},
+         {"match": "NodeSummary", "content": json.dumps({"summary": "They talk.", "title": "Tomatoes need deep watering"})}],
         "summary",
     ),
     "file summary invented": (
@@ -146,35 +191,59 @@ ADVERSARIAL = {
 
 
 @pytest.mark.parametrize("case", ADVERSARIAL)
-def test_adversarial_answers_still_give_a_valid_tree(server, client, ten_minutes, tmp_path, case):
+def test_adversarial_answers_still_give_a_valid_tree(server, client, eight_subjects, tmp_path, case):
     rules, stage = ADVERSARIAL[case]
     server.script(rules)
-    tree, stats = build_topic_tree(ten_minutes, client, cache_dir=tmp_path / "cache")
+    tree, stats = build_topic_tree(eight_subjects, client, cache_dir=tmp_path / "cache", config=TRUSTED)
 
     assert check_tree(tree) == []
     assert stage in {f.stage for f in stats.fallbacks}, stats.fallbacks
+    assert stats.fallback_counts[stage] == sum(f.stage == stage for f in stats.fallbacks)
     assert all(f.reason for f in stats.fallbacks)
     text = " ".join([tree.title, tree.summary, *(f"{n.title} {n.summary}" for n in tree.walk())])
-    assert "Ahab" not in text and "Zanzibar" not in text
+    assert "Ahab" not in text and "Zanzibar" not in text and "00:00" not in text and "Part:" not in text
+    # the fallback titles name the part's subject: a key phrase, never its first words
+    transcript_words = {w.text.strip(" .").lower() for u in eight_subjects.utterances for w in u.words}
+    for node in tree.walk():
+        assert set(node.title.lower().split()) & transcript_words, node.title
+        first = " ".join(w.text.strip() for u in eight_subjects.utterances for w in u.words if w.start >= node.start)
+        assert not first.lower().startswith(node.title.lower()), node.title
+    if stage == "level1":
+        # the lexical segmentation stands in: the eight subjects, never equal cuts
+        assert stats.level1_source == "lexical"
+        assert [round(n.start) for n in tree.nodes] == [0, 76, 151, 227, 302, 377, 453, 528]
+    assert topic_quality_problems(tree, stats, eight_subjects)  # the check sees every fallback
     assert server.events(kind="unload", model=LLM)[-1]["cause"] == "keep_alive_0"
 
-    # the unusable answers are cached too: a rerun is identical and asks nothing
+    # a rerun gives the same tree; answers that never matched their schema were not cached and are asked again
     seen = server.events()[-1]["seq"]
-    again, rerun = build_topic_tree(ten_minutes, client, cache_dir=tmp_path / "cache")
+    server.script(rules)
+    again, rerun = build_topic_tree(eight_subjects, client, cache_dir=tmp_path / "cache", config=TRUSTED)
     assert again == tree and rerun.fallbacks == stats.fallbacks
-    assert chats(server.events(since=seen)) == [] and rerun.loads == 0
+    schema_failures = stats.validation_retries > 0
+    assert bool(chats(server.events(since=seen))) == schema_failures
 
 
 def test_l2_fires_on_a_short_clip_with_a_conversation(server, client):
     clip = make_transcript([("garden", 50.0, ["A", "B"]), ("budget", 50.0, ["B", "A"])], turn_s=10)
     server.script([
-        {"match": CHAPTERS, "content": topics(1), "times": 1},
+        {"match": CHAPTERS, "content": changes(), "times": 1},
         {"match": "SplitDecision", "content": json.dumps({"reason": "Garden, then budget.", "subdivide": True})},
-        {"match": SECTIONS, "content": topics(1, 4)},
+        {"match": SECTIONS, "content": changes(1)},
     ])
-    tree, stats = build_topic_tree(clip, client)
+    # a model trusted to merge even the clearest lexical change (the default re-asks it)
+    tree, stats = build_topic_tree(clip, client, config=TRUSTED)
     assert check_tree(tree) == []
     assert len(tree.nodes) == 1 and len(tree.nodes[0].children) == 2 and tree.depth == 2
+
+
+def test_dropping_a_strong_change_is_re_asked_then_the_lexical_segmentation_stands(server, client, eight_subjects):
+    server.script([{"match": "SubjectChanges", "content": changes(2, 4, 6), "times": 2}])
+    tree, stats = build_topic_tree(eight_subjects, client)
+    assert stats.level1_source == "lexical" and stats.fallback_counts["level1"] == 1
+    assert "the words change strongly at [1]" in stats.fallbacks[0].reason
+    assert [round(n.start) for n in tree.nodes] == [0, 76, 151, 227, 302, 377, 453, 528]
+    assert stats.semantic_retries >= 1
 
 
 def test_a_caller_holding_the_llm_tenant_keeps_one_load_across_files(server, client, ten_minutes):
@@ -220,3 +289,19 @@ def test_no_speech_needs_no_server(make_client, tmp_path):
     assert check_tree(tree) == []
     assert [(n.start, n.end, n.title) for n in tree.nodes] == [(0.0, 42.0, "No speech")]
     assert stats.llm_calls == 0 and stats.loads == 0
+
+
+def test_a_cached_failure_is_asked_again_not_replayed(server, client, eight_subjects, tmp_path):
+    broken = [{"match": "SubjectChanges", "content": "not json", "times": 3}]
+    server.script(broken)
+    _, first = build_topic_tree(eight_subjects, client, cache_dir=tmp_path / "cache")
+    assert first.fallback_counts.get("level1") == 1 and first.validation_retries == 2
+
+    # the model answers now (every candidate, as the lexical segmentation did): only the failed call
+    # is asked again, everything else comes from the cache
+    server.script([{"match": "SubjectChanges", "content": changes(*range(1, 8)), "times": 1}])
+    seen = server.events()[-1]["seq"]
+    _, second = build_topic_tree(eight_subjects, client, cache_dir=tmp_path / "cache")
+    asked = [e for e in chats(server.events(since=seen)) if e["kind"] == "request_start"]
+    assert len(asked) == 1 and second.level1_source == "llm" and "level1" not in second.fallback_counts
+    assert second.cache_hits == first.cache_misses - 1  # all but the failed call

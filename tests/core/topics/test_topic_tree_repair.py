@@ -2,7 +2,13 @@ import math
 
 import pytest
 
-from autorag_dagster.core.topics.tree import check_tree, equal_spans, nodes_for, outline_markdown, tile
+from autorag_dagster.core.topics.tree import (
+    check_tree,
+    nodes_for,
+    outline_markdown,
+    tile,
+    topic_quality_problems,
+)
 from autorag_dagster.core.types import TopicNode, TopicTree
 
 
@@ -44,12 +50,6 @@ def test_weak_boundaries_need_longer_spans():
     spans = tile([50, 100, 200], 0, 300, min_len=30, needs_more=lambda t: t in weak, factor=3)
     # 100 is a weak boundary: both of its spans would need 90 s; 50..100 is only 50 s
     assert spans == [(0, 50), (50, 200), (200, 300)]
-
-
-def test_equal_spans_snap_to_utterance_starts():
-    spans = equal_spans(0, 600, 3, [0.5, 185.0, 210.0, 395.0, 590.0], min_len=30)
-    assert spans == [(0, 210.0), (210.0, 395.0), (395.0, 600)]
-    assert_tiles(equal_spans(0, 600, 4, [], min_len=30), 0, 600)
 
 
 def _tree():
@@ -103,3 +103,25 @@ def test_outline_is_indented_markdown():
         "  - 01:40-03:00 Title 2.1",
         "  - 03:00-04:10 Title 2.2",
     ]
+
+
+def test_quality_problems_name_fallbacks_ungrounded_and_echoed_titles():
+    from tests.support.synthetic_transcripts import make_transcript
+
+    transcript = make_transcript([("garden", 60.0, ["A", "B"]), ("budget", 60.0, ["B", "A"])], turn_s=10)
+    first_words = " ".join(transcript.utterances[0].text.split()[:4])
+    nodes = nodes_for([(0.0, 61.0), (61.0, transcript.duration_s)])
+    nodes[0].title, nodes[0].summary = "Greenhouse compost and seedlings", "Speaker 1 explains how tomatoes are watered."
+    nodes[1].title, nodes[1].summary = "Budget and printing invoices", "Travel costs rise, so printing is cut."
+    tree = TopicTree(key="k", duration_s=transcript.duration_s, title="Garden and budget", summary="Two subjects.", nodes=nodes)
+    assert check_tree(tree) == []
+    assert topic_quality_problems(tree, [], transcript) == []
+
+    nodes[0].title = first_words
+    nodes[1].title, nodes[1].summary = "Library roof repairs", "Speaker 2 at 01:01: travel costs"
+    problems = topic_quality_problems(tree, [{"stage": "level1", "node": None, "reason": "x"}, {"stage": "summary", "node": "2"}], transcript)
+    assert problems[0].startswith("level 1 fell back")
+    assert problems[1] == "fallbacks: summary x1"
+    assert any(p.startswith("node 1 ") and "first words" in p for p in problems)
+    assert any(p.startswith("node 2 ") and "not from the transcript" in p for p in problems)
+    assert any(p.startswith("node 2 ") and "timestamp" in p for p in problems)
