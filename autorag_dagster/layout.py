@@ -2,7 +2,8 @@
 
 ```
 <data>/
-  files/<folder for key>/          exports of one audio file (transcript, diarization, topics, outline, preview)
+  files/<folder for key>/          exports of one audio file (transcript, diarization, topics, outline, preview,
+                                   topic_stats.json: how its topic tree was made)
   files/<folder for key>/assets/   the stored value of each asset for that file, as JSON
   viz/index.html, viz/*.html       the HTML pages
   lancedb/                         the LanceDB tables (unless AUTORAG_LANCEDB_URI points elsewhere)
@@ -58,6 +59,17 @@ class DataLayout:
     def stored_path(self, asset: str, key: str) -> Path:
         """Where the value of ``asset`` for the partition ``key`` is stored."""
         return self.file_dir(key) / "assets" / f"{asset}.json"
+
+    def topic_stats(self, key: str) -> Path:
+        """How the topic tree of one file was made (``TopicStats``: fallbacks per stage, LLM calls)."""
+        return self.file_dir(key) / "topic_stats.json"
+
+    def read_topic_stats(self, key: str) -> dict | None:
+        """The stored ``TopicStats`` of a file as a dict, or None when there is none."""
+        try:
+            return json.loads(self.topic_stats(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
 
     def stored_paths(self, asset: str) -> list[Path]:
         """Every stored value of ``asset``, one per file that has one."""

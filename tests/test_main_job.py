@@ -72,8 +72,11 @@ def test_every_asset_and_check_with_the_packaged_models(main_job):
         evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in checks]
     assert {(asset, "garden meeting.wav") for asset in ASSETS} <= materialised
     assert ("lancedb_index", None) in materialised
-    assert len(evaluations) == 7 and all(e.passed for e in evaluations), [
-        (e.check_name, e.description) for e in evaluations if not e.passed
+    # Every check ran; the blocking ones passed. The topic_tree_quality warning may fire with a
+    # 135M model (it says which stages fell back), so it is asserted on in tests of its own.
+    errors = [e for e in evaluations if e.severity.value == "ERROR"]
+    assert len(evaluations) == 8 and len(errors) == 7 and all(e.passed for e in errors), [
+        (e.check_name, e.description) for e in errors if not e.passed
     ]
 
     # What the job promises to print: where things are, and a sample search that finds the file.

@@ -260,7 +260,7 @@ def _topic_rows(layout, outcomes) -> dict[str, dict]:
             tree = layout.read_stored("topic_tree", outcome.key)
         except (FileNotFoundError, ValueError):
             continue
-        fallbacks = getattr(tree, "fallbacks", {}) or {}
+        fallbacks = (layout.read_topic_stats(outcome.key) or {}).get("fallback_counts") or {}
         rows[outcome.key] = {
             "nodes": sum(1 for _ in tree.walk()),
             "fallbacks": ", ".join(f"{stage} {n}" for stage, n in fallbacks.items() if n) or "none",

@@ -208,10 +208,6 @@ def _locate(runs: list[_TextRun], whole: set[str], html_text: str, text: str) ->
     return _MISSING
 
 
-TOPIC_STATS_FILE = "topic_stats.json"
-"""Where the topic_tree asset may keep a file's ``TopicStats`` (next to ``topics.json``)."""
-
-
 def check_topic_quality(tree, fallbacks, transcript: SpeakerTranscript) -> list[str]:
     """What makes a valid topic tree a poor one (a warning, not an error): level 1 fell back to the
     lexical segmentation, any other stage fell back, titles not grounded in their span, titles or

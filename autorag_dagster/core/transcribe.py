@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-
 from pydantic import Field
 
 from autorag_dagster.core.audio import SAMPLE_RATE

@@ -109,7 +109,7 @@ class TopicNode(BaseModel):
     end: float
     title: str = ""
     summary: str = ""
-    children: list["TopicNode"] = Field(default_factory=list)
+    children: list[TopicNode] = Field(default_factory=list)
 
     def walk(self):
         yield self

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import BetaWarning, Definitions, LoggerDefinition, PreviewWarning, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import (
+    BetaWarning,
+    Definitions,
+    LoggerDefinition,
+    PreviewWarning,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+)
 
 from autorag_dagster.settings import Settings, get_settings
 

@@ -1,6 +1,5 @@
 """Asset checks: thin wrappers over ``core.checks``; they run with every materialisation."""
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -12,15 +11,20 @@ from autorag_dagster.core.chunking import build_records
 from autorag_dagster.core.store import SegmentStore
 from autorag_dagster.core.topics import check_tree
 from autorag_dagster.core.types import (
-    AudioInfo, Diarization, EmbeddingsWrite, SpeakerTranscript, TopicTree, Transcript, VizPage,
+    AudioInfo,
+    Diarization,
+    EmbeddingsWrite,
+    SpeakerTranscript,
+    TopicTree,
+    Transcript,
+    VizPage,
 )
 from autorag_dagster.defs.assets.search import embeddings
 from autorag_dagster.defs.assets.speech import audio, diarization, speaker_transcript, transcript
 from autorag_dagster.defs.assets.topics import topic_tree
 from autorag_dagster.defs.assets.viz import viz
-from autorag_dagster.defs.io import file_dir
-from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.defs.partitions import audio_files
+from autorag_dagster.defs.resources import OllamaResource, StorageResource
 
 
 def result(
@@ -97,8 +101,8 @@ def topic_tree_quality(
     topic_tree: dict[str, TopicTree], speaker_transcript: dict[str, SpeakerTranscript], storage: StorageResource
 ) -> AssetCheckResult:
     def one(key: str) -> list[str]:
-        stats_file = file_dir(storage.data_dir, key) / checks.TOPIC_STATS_FILE
-        fallbacks = json.loads(stats_file.read_text(encoding="utf-8")).get("fallbacks") if stats_file.exists() else None
+        stats = storage.layout.read_topic_stats(key)
+        fallbacks = stats.get("fallbacks") if stats is not None else None
         return checks.check_topic_quality(topic_tree[key], fallbacks, speaker_transcript[key])
 
     return result({key: one(key) for key in topic_tree}, severity=AssetCheckSeverity.WARN)

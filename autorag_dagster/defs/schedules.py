@@ -18,7 +18,7 @@ from dagster import (
 
 from autorag_dagster.core.audio import AudioDecodeError, probe
 from autorag_dagster.core.hashes import HashIndex
-from autorag_dagster.core.keys import validate_key, valid_keys
+from autorag_dagster.core.keys import valid_keys, validate_key
 from autorag_dagster.defs.jobs import process_audio
 from autorag_dagster.defs.partitions import audio_files, range_tags
 from autorag_dagster.defs.resources import OllamaResource, StorageResource

@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from autorag_dagster.gpu.memory import release_memory
 from autorag_dagster.ollama.client import OllamaClient
-from autorag_dagster.ollama.names import canonical_name
 from autorag_dagster.ollama.errors import OllamaError, OllamaUnreachableError
+from autorag_dagster.ollama.names import canonical_name
 
 TENANTS = ("whisper", "diarizer", "embedder", "llm")
 IN_PROCESS_TENANTS = ("whisper", "diarizer")
@@ -47,7 +47,7 @@ class GpuTenancy:
         entry = {
             "event": event,
             "tenant": tenant,
-            "at": datetime.fromtimestamp(self._wall0 + started - self._t0, timezone.utc).isoformat(
+            "at": datetime.fromtimestamp(self._wall0 + started - self._t0, UTC).isoformat(
                 timespec="milliseconds"
             ),
             "t_s": round(started - self._t0, 3),

@@ -25,7 +25,6 @@ from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from autorag_dagster.ollama.config import OllamaConfig, normalise_keep_alive
-from autorag_dagster.ollama.names import canonical_name
 from autorag_dagster.ollama.errors import (
     LLMOutputError,
     ModelNotFoundError,
@@ -37,6 +36,7 @@ from autorag_dagster.ollama.errors import (
     OllamaTimeoutError,
     OllamaUnreachableError,
 )
+from autorag_dagster.ollama.names import canonical_name
 from autorag_dagster.ollama.progress import PullProgress
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-
-from autorag_dagster.ollama.names import canonical_name
 from autorag_dagster.ollama.errors import pull_commands
+from autorag_dagster.ollama.names import canonical_name
 
 if TYPE_CHECKING:
     from autorag_dagster.ollama.client import OllamaClient

@@ -20,13 +20,13 @@ from dagster import (
 )
 
 from autorag_dagster.core.audio import sha256_file
+from autorag_dagster.core.hashes import HashIndex
 from autorag_dagster.core.types import AudioInfo
 from autorag_dagster.defs import build_definitions
 from autorag_dagster.defs.jobs import process_audio
 from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.defs.sensors import audio_folder_sensor
-from autorag_dagster.core.hashes import HashIndex
 from autorag_dagster.settings import load_settings
 from tests.support.speech import SAMPLE_RATE, write_wav
 

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, Field
 from rich.console import Console
 
+from autorag_dagster.cli.render import pull_display
 from autorag_dagster.ollama import (
     LLMOutputError,
     ModelNotFoundError,
@@ -19,7 +20,6 @@ from autorag_dagster.ollama import (
     OllamaUnreachableError,
     PullProgress,
 )
-from autorag_dagster.cli.render import pull_display
 from tests.support.models import EMBED, LLM
 from tests.support.ollama_clients import make_client
 

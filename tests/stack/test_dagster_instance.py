@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import docker
 import pytest
 import yaml
 from dagster import DagsterInstance
@@ -21,6 +20,8 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.workspace.config_schema import process_workspace_config
 from dagster_docker import DockerRunLauncher
 from dagster_postgres import DagsterPostgresStorage
+
+import docker
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCE_YAML = ROOT / "docker" / "dagster.yaml"

@@ -48,3 +48,9 @@ def failure_text(result) -> str:
         for e in result.all_events
         if e.event_type == DagsterEventType.STEP_FAILURE
     )
+
+
+def errors_passed(result) -> bool:
+    """Every check of severity ERROR passed (warnings such as topic_tree_quality are asserted on
+    where they are the subject)."""
+    return all(c.passed for c in result.get_asset_check_evaluations() if c.severity.value == "ERROR")

@@ -23,7 +23,7 @@ ASSET_CHECKS = {
     "transcript": {"transcript_words_valid"},
     "diarization": {"diarization_turns_valid"},
     "speaker_transcript": {"speaker_words_attributed"},
-    "topic_tree": {"topic_tree_tiles"},
+    "topic_tree": {"topic_tree_tiles", "topic_tree_quality"},
     "embeddings": {"embeddings_rows_valid"},
     "viz": {"viz_page_complete"},
 }

@@ -20,8 +20,8 @@ from autorag_dagster.core.diarize.base import (
     as_mono_float32,
     build_turns,
 )
-from autorag_dagster.gpu.memory import configure_torch, pick_device, release_memory
 from autorag_dagster.core.types import Diarization
+from autorag_dagster.gpu.memory import configure_torch, pick_device, release_memory
 
 TOKEN_VARIABLES = ("AUTORAG_HF_TOKEN", "HF_TOKEN")
 HUB_NAME = re.compile(r"[\w.-]+/[\w.-]+")

@@ -22,8 +22,8 @@ from autorag_dagster.core.diarize.base import (
     build_turns,
     resample,
 )
-from autorag_dagster.gpu.memory import configure_torch, pick_device, release_memory
 from autorag_dagster.core.types import Diarization
+from autorag_dagster.gpu.memory import configure_torch, pick_device, release_memory
 
 SAMPLE_RATE = 16000  # what both Silero VAD and Resemblyzer expect
 PARTIAL_FRAMES = 160  # Resemblyzer's 1.6 s input, in 10 ms mel frames

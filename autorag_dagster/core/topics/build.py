@@ -23,8 +23,8 @@ from autorag_dagster.core.topics.stages import (
 )
 from autorag_dagster.core.topics.tree import outline_markdown
 from autorag_dagster.core.types import SpeakerTranscript, TopicTree
-from autorag_dagster.ollama.client import OllamaClient
 from autorag_dagster.gpu import GpuTenancy
+from autorag_dagster.ollama.client import OllamaClient
 
 STAGES = ("level1", "split", "level2", "summary", "file")
 

@@ -26,9 +26,9 @@ from pydantic import BaseModel, ValidationError
 
 from autorag_dagster.core.topics import prompts
 from autorag_dagster.core.topics.cache import AnswerCache
+from autorag_dagster.gpu import GpuTenancy
 from autorag_dagster.ollama.client import OllamaClient
 from autorag_dagster.ollama.errors import LLMOutputError
-from autorag_dagster.gpu import GpuTenancy
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -3,7 +3,7 @@
 from dagster import AssetExecutionContext, MetadataValue
 
 from autorag_dagster.core import atomic
-from autorag_dagster.core.topics import LlmResidency, TopicStats, build_topic_tree
+from autorag_dagster.core.topics import LlmResidency, TopicConfig, TopicStats, build_topic_tree
 from autorag_dagster.core.types import SpeakerTranscript, TopicTree
 from autorag_dagster.defs.assets.common import per_file, per_file_asset, report
 from autorag_dagster.defs.resources import GpuResource, OllamaResource, StorageResource
@@ -24,11 +24,13 @@ def stats_metadata(stats: TopicStats) -> dict:
         "llm_reloads": stats.reloads,
         "max_in_flight": stats.max_in_flight,
         "stage_seconds": MetadataValue.json(stats.stage_seconds),
+        "level1_source": stats.level1_source,
+        "fallback_counts": MetadataValue.json(stats.fallback_counts),
         "fallbacks": MetadataValue.json([f.model_dump() for f in stats.fallbacks]),
     }
 
 
-@per_file_asset(group="topics", code_version="topic-tree-1", kinds={"ollama"}, gpu=True)
+@per_file_asset(group="topics", code_version="topic-tree-2", kinds={"ollama"}, gpu=True)
 def topic_tree(
     context: AssetExecutionContext,
     speaker_transcript: dict[str, SpeakerTranscript],
@@ -44,10 +46,12 @@ def topic_tree(
     def one(key: str) -> TopicTree:
         tree, stats = build_topic_tree(
             speaker_transcript[key], client, tenancy=tenancy, residency=residency,
-            cache_dir=storage.layout.llm_cache, num_ctx_l1=ollama.num_ctx_l1, progress=context.log.info,
+            cache_dir=storage.layout.llm_cache, config=TopicConfig(num_ctx_l1=ollama.num_ctx_l1),
+            progress=context.log.info,
         )
         all_stats[key] = stats
         atomic.write_json(storage.layout.file_dir(key) / "topics.json", tree.model_dump(mode="json"))
+        atomic.write_json(storage.layout.topic_stats(key), stats.model_dump(mode="json"))
         atomic.write_text(storage.layout.file_dir(key) / "outline.md", stats.outline_md)
         for fallback in stats.fallbacks:
             context.log.warning(f"{key}: fallback in stage {fallback.stage}: {fallback.reason}")
@@ -72,6 +76,8 @@ def topic_tree(
         one=lambda key, tree: stats_metadata(all_stats[key]),
         row=lambda key, tree: {
             "nodes": all_stats[key].node_count,
+            "level 1 from": all_stats[key].level1_source,
+            "fallbacks": ", ".join(f"{stage} {n}" for stage, n in all_stats[key].fallback_counts.items() if n) or "none",
             "llm_calls": all_stats[key].llm_calls,
             "cache_hits": all_stats[key].cache_hits,
         },

@@ -5,8 +5,8 @@ import json
 import pytest
 from rich.console import Console
 
-from autorag_dagster.core.chunking import build_records
 from autorag_dagster.cli.render import hits_table
+from autorag_dagster.core.chunking import build_records
 from autorag_dagster.core.search import Hit, hits_json, search, where_clause
 from autorag_dagster.core.store import SegmentStore, StoreError, embed_records
 from autorag_dagster.core.timefmt import clock

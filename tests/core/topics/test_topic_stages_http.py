@@ -17,8 +17,8 @@ from autorag_dagster.core.topics.stages import (
     boundary_candidates,
 )
 from autorag_dagster.core.types import SpeakerTranscript
-from autorag_dagster.localserve import max_in_flight
 from autorag_dagster.gpu import GpuTenancy
+from autorag_dagster.localserve import max_in_flight
 from autorag_dagster.ollama import ModelNotFoundError, OllamaTimeoutError
 from tests.support.models import LLM
 from tests.support.synthetic_transcripts import EIGHT_SUBJECTS, make_transcript
