@@ -8,7 +8,7 @@
 #   AUTORAG_SETUP_VERBOSE=1 scripts/setup.sh   # show everything as it happens
 #   scripts/setup.sh --check                   # say what is missing, change nothing (exit 1 if anything is)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd -P "$(dirname "$0")/.."  # the real checkout, also when scripts/ is reached through a link
 
 APT_PACKAGES=(ffmpeg espeak-ng sox shellcheck chromium chromium-driver gcc g++ cmake python3-dev)
 PYTHON=${PYTHON:-python3.11}
