@@ -84,7 +84,9 @@ class DataLayout:
         """The stored value of ``asset`` for ``key``; a clear error when there is none."""
         path = self.stored_path(asset, key)
         if not path.exists():
-            raise FileNotFoundError(f"No stored {asset} for {key!r} at {path}: materialise {asset} for this file first.")
+            raise FileNotFoundError(
+                f"No stored {asset} for {key!r} at {path}: materialise {asset} for this file first."
+            )
         return load_stored(path)
 
     # --- shared folders ---------------------------------------------------------------------------

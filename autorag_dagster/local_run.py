@@ -65,7 +65,10 @@ def ollama_or_local_server(settings: Settings, say: Say, *, own_port: bool = Fal
     )
     server = SpawnedServer(
         # Two slots, each llama.cpp context on one thread: the two cores of a small laptop.
-        port=port, models_dir=settings.layout.localserve_models, num_parallel=2, max_loaded_models=1,
+        port=port,
+        models_dir=settings.layout.localserve_models,
+        num_parallel=2,
+        max_loaded_models=1,
     )
     with server:
         for line in server.output().splitlines():
@@ -115,7 +118,9 @@ class RunReport:
         return self.settings.layout.viz_index
 
 
-def run_folder(folder: Path, settings: Settings, say: Say, progress: Callable[[str, str], None] | None = None) -> RunReport:
+def run_folder(
+    folder: Path, settings: Settings, say: Say, progress: Callable[[str, str], None] | None = None
+) -> RunReport:
     """Materialise every asset (and its checks) for every audio file under ``folder``.
 
     Files that do not open as audio are left out first (each named with the reason); the rest

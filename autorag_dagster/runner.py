@@ -58,16 +58,16 @@ class _RunLogHandler(logging.Handler):
     def __init__(self, log_file: Path | None, progress: Progress | None):
         super().__init__(logging.DEBUG)
         self.progress = progress
-        self.file = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115 - closed in close()
+        self.log_file = Path(log_file).resolve() if log_file else None
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
         step = meta.get("step_key") or ""
         message = meta.get("orig_message") or record.getMessage()
-        if self.file is not None:
+        if self.log_file is not None:  # opened per record: Dagster closes its loggers' handlers between runs
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
-            self.file.write(f"{stamp} {record.levelname:<7} {(meta.get('run_id') or '')[:8]} {step} - {message}\n")
-            self.file.flush()
+            with open(self.log_file, "a", encoding="utf-8") as log:
+                log.write(f"{stamp} {record.levelname:<7} {(meta.get('run_id') or '')[:8]} {step} - {message}\n")
         if self.progress is None:
             return
         event = meta.get("dagster_event")
@@ -77,12 +77,6 @@ class _RunLogHandler(logging.Handler):
             self.progress(step, "")
         elif (match := _FILE_PROGRESS.match(str(message))) and step:
             self.progress(step, f"{match.group(3)} {match.group(1)}/{match.group(2)}: {match.group(4)}")
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-        super().close()
 
 
 def run_logger(handler: logging.Handler) -> LoggerDefinition:
@@ -134,7 +128,9 @@ INSTANCE_REQUIRED = {"concurrency": {"pools": {"default_limit": 1, "granularity"
 def _merged(base: dict, over: dict) -> dict:
     merged = dict(base)
     for name, value in over.items():
-        merged[name] = _merged(base[name], value) if isinstance(value, dict) and isinstance(base.get(name), dict) else value
+        merged[name] = (
+            _merged(base[name], value) if isinstance(value, dict) and isinstance(base.get(name), dict) else value
+        )
     return merged
 
 
@@ -229,7 +225,7 @@ def failed_files(result: ExecuteInProcessResult, keys: Sequence[str]) -> dict[st
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
             data = event.event_specific_data
-            per_file = (data.user_failure_data.metadata.get("failed_files") if data.user_failure_data else None)
+            per_file = data.user_failure_data.metadata.get("failed_files") if data.user_failure_data else None
             if per_file is not None:
                 for key, reason in per_file.value.items():
                     failed.setdefault(key, f"{event.step_key}: {reason}")
@@ -303,7 +299,9 @@ class FolderRun:
     def step_starts(self, step: str) -> int:
         """How often ``step`` ran across the runs (each run loads its model once)."""
         return sum(
-            1 for result in self.results for event in result.all_events
+            1
+            for result in self.results
+            for event in result.all_events
             if event.event_type == DagsterEventType.STEP_START and event.step_key == step
         )
 
@@ -345,7 +343,6 @@ class EmbeddedDagster:
             if self.log_file is not None:
                 Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
             handler = _RunLogHandler(self.log_file, self.progress)
-            self._exit.append(handler.close)
             loggers = {"autorag_run": run_logger(handler)}
             self.run_config = {"loggers": {"autorag_run": {}}}
             if self.log_file is None:  # progress only: the console keeps its warnings

@@ -106,9 +106,9 @@ def speak(text: str, voice: Voice) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "line.wav"
         subprocess.run(
-            ["espeak-ng", "-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.speed),
-             "-w", str(out), text],
-            check=True, capture_output=True,
+            ["espeak-ng", "-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.speed), "-w", str(out), text],
+            check=True,
+            capture_output=True,
         )
         with wave.open(str(out)) as w:
             assert w.getframerate() == SAMPLE_RATE and w.getnchannels() == 1
@@ -154,8 +154,13 @@ def _unpack(line: Line) -> tuple[str, str, str | None]:
     return speaker, text, (rest[0] if rest else None)
 
 
-def synthesize(script: Sequence[Line], path: Path, pause_s: float = 0.7,
-               lead_s: float = 0.5, keywords: dict[str, Sequence[str]] | None = None) -> Conversation:
+def synthesize(
+    script: Sequence[Line],
+    path: Path,
+    pause_s: float = 0.7,
+    lead_s: float = 0.5,
+    keywords: dict[str, Sequence[str]] | None = None,
+) -> Conversation:
     """Speak `script` (speaker, text[, subject]) lines into one mono wav at `path`.
 
     With subject labels on every line, the conversation carries the subject spans and the
@@ -193,8 +198,9 @@ def estimated_seconds(speaker: str, text: str) -> float:
     return len(text.split()) * 60.0 / ALL_VOICES[speaker].speed * TRIMMED_SPEECH_FACTOR
 
 
-def estimate_truth(script: Sequence[Line], pause_s: float = 0.7, lead_s: float = 0.5,
-                   keywords: dict[str, Sequence[str]] | None = None) -> GroundTruth:
+def estimate_truth(
+    script: Sequence[Line], pause_s: float = 0.7, lead_s: float = 0.5, keywords: dict[str, Sequence[str]] | None = None
+) -> GroundTruth:
     """The ground truth of a labelled script without speaking it: each line lasts as long as
     ``estimated_seconds`` (espeak-ng's real clips are within a few per cent of that)."""
     cursor, lines = lead_s, []
@@ -219,17 +225,29 @@ def speaker_transcript(truth: GroundTruth | Conversation, key: str = "estimated.
     for line in truth.lines:
         words = line.text.split()
         step = (line.end - line.start) / len(words)
-        utterances.append(Utterance(
-            speaker=line.speaker, start=line.start, end=line.end, text=line.text,
-            words=[SpeakerWord(start=line.start + i * step, end=line.start + (i + 1) * step, text=w, speaker=line.speaker)
-                   for i, w in enumerate(words)],
-        ))
+        utterances.append(
+            Utterance(
+                speaker=line.speaker,
+                start=line.start,
+                end=line.end,
+                text=line.text,
+                words=[
+                    SpeakerWord(
+                        start=line.start + i * step, end=line.start + (i + 1) * step, text=w, speaker=line.speaker
+                    )
+                    for i, w in enumerate(words)
+                ],
+            )
+        )
     return SpeakerTranscript(key=key, duration_s=truth.duration_s, language="en", utterances=utterances)
 
 
 # A two-minute meeting with three clearly separate subjects, for the main job's sample.
 SAMPLE_MEETING: list[tuple[str, str]] = [
-    ("alice", "Good morning everyone. Today we have three things to cover: the community garden, the budget, and the summer festival."),
+    (
+        "alice",
+        "Good morning everyone. Today we have three things to cover: the community garden, the budget, and the summer festival.",
+    ),
     ("bob", "Thanks. Let me start with the garden. We planted forty apple trees near the river last week."),
     ("alice", "That is great progress. How are the young trees doing after the heavy rain?"),
     ("bob", "Most of them are fine. Two trees lost branches, and we added wooden stakes to support the rest."),
@@ -263,30 +281,51 @@ LABELLED_SAMPLE_MEETING: list[tuple[str, str, str]] = [
 
 # Subject blocks, each a run of lines on one subject; FIVE_SUBJECT_PODCAST and long_script use them.
 CYCLING: list[tuple[str, str]] = [
-    ("carol", "Welcome to the neighbourhood podcast. Our first story today is about the new bicycle lanes on Harbour Road."),
-    ("dave", "The city painted green lanes for bikes along three kilometres of the road, with a low kerb between cyclists and cars."),
+    (
+        "carol",
+        "Welcome to the neighbourhood podcast. Our first story today is about the new bicycle lanes on Harbour Road.",
+    ),
+    (
+        "dave",
+        "The city painted green lanes for bikes along three kilometres of the road, with a low kerb between cyclists and cars.",
+    ),
     ("alice", "I ride my bike to work every morning, and the lane feels much safer than mixing with the buses."),
     ("bob", "Some drivers complain that the road is narrower now and that traffic moves slower at rush hour."),
     ("carol", "Did the number of cyclists go up since the lanes opened in the spring?"),
     ("dave", "The counters show about nine hundred bikes a day, almost twice as many as last year."),
     ("alice", "Parents also let their kids cycle to school now, as long as they wear a helmet."),
     ("bob", "The next step is secure bicycle racks at the train station, so commuters can leave their bikes there."),
-    ("dave", "Shops along the road were worried about losing customers, but bike riders stop and shop more often than drivers."),
-    ("alice", "The only problem is the junction by the bridge, where the lane ends suddenly and cyclists merge with the traffic."),
+    (
+        "dave",
+        "Shops along the road were worried about losing customers, but bike riders stop and shop more often than drivers.",
+    ),
+    (
+        "alice",
+        "The only problem is the junction by the bridge, where the lane ends suddenly and cyclists merge with the traffic.",
+    ),
     ("bob", "The council says the bridge junction gets its own traffic light for bikes before the end of the year."),
     ("carol", "A good plan. Cyclists, please remember your lights when you ride after dark."),
 ]
 LIBRARY: list[tuple[str, str]] = [
     ("carol", "Our second story is the public library, which reopened last month after a long renovation."),
-    ("alice", "The librarians moved forty thousand books into the new building, and the shelves are finally full again."),
+    (
+        "alice",
+        "The librarians moved forty thousand books into the new building, and the shelves are finally full again.",
+    ),
     ("dave", "What changed inside? I remember a dark reading room with very old chairs."),
-    ("alice", "The reading room now has big windows, quiet desks and a corner where teenagers can borrow comics and novels."),
+    (
+        "alice",
+        "The reading room now has big windows, quiet desks and a corner where teenagers can borrow comics and novels.",
+    ),
     ("bob", "I went on Tuesday and borrowed three novels. The librarian showed me how to renew books online."),
     ("carol", "Is the library offering anything new for young readers?"),
     ("alice", "Every Wednesday a librarian reads picture books aloud to toddlers and their grandparents."),
     ("dave", "My daughter joined the winter reading challenge. She has already finished twelve books."),
     ("dave", "Is there still a section for local history, with the old maps and photographs of the town?"),
-    ("alice", "Yes, the history room is upstairs, and the librarians are scanning the photographs for readers to see at home."),
+    (
+        "alice",
+        "Yes, the history room is upstairs, and the librarians are scanning the photographs for readers to see at home.",
+    ),
     ("bob", "The library also extended its opening hours, so you can borrow books until eight in the evening."),
     ("bob", "And the library card is still free for everyone who lives in the district."),
 ]
@@ -325,11 +364,17 @@ ASTRONOMY: list[tuple[str, str]] = [
     ("dave", "Jupiter and its four largest moons, the rings of Saturn, and the craters of our own moon."),
     ("alice", "I looked through a telescope once, and the rings of Saturn looked like a tiny drawing."),
     ("carol", "Do visitors need their own equipment, or can they just come along?"),
-    ("dave", "Just come along. Bring warm clothes and a red torch, because white light spoils eyes adapted to the night sky."),
+    (
+        "dave",
+        "Just come along. Bring warm clothes and a red torch, because white light spoils eyes adapted to the night sky.",
+    ),
     ("bob", "And if the sky is cloudy, the society gives a talk about planets and comets in the observatory instead."),
     ("alice", "Can families bring small kids to the stargazing evening?"),
     ("dave", "Of course. Kids love the moon most of all, because through a telescope they can see every crater."),
-    ("bob", "The society also lends a small telescope to members for a month, with a star map and a guide to the planets."),
+    (
+        "bob",
+        "The society also lends a small telescope to members for a month, with a star map and a guide to the planets.",
+    ),
     ("carol", "Thank you all. Clear skies to our listeners, and see you next week on the podcast."),
 ]
 COMPUTERS: list[tuple[str, str]] = [
@@ -378,16 +423,77 @@ SUBJECT_BLOCKS: dict[str, list[tuple[str, str]]] = {
 SUBJECT_KEYWORDS: dict[str, tuple[str, ...]] = {
     "garden": ("garden", "tree", "apple", "planted", "river", "volunteer", "water", "branch", "stake", "rain"),
     "budget": ("budget", "spent", "dollar", "cost", "irrigation", "pipe", "reserve", "repair", "bench", "shed", "tool"),
-    "festival": ("festival", "summer", "august", "park", "bakery", "bread", "music", "band", "game", "poster", "tent",
-                 "parking", "weather", "event", "children"),
+    "festival": (
+        "festival",
+        "summer",
+        "august",
+        "park",
+        "bakery",
+        "bread",
+        "music",
+        "band",
+        "game",
+        "poster",
+        "tent",
+        "parking",
+        "weather",
+        "event",
+        "children",
+    ),
     "cycling": ("bicycle", "bike", "cyclist", "cycle", "lane", "road", "traffic", "helmet", "commuter", "ride", "rack"),
-    "library": ("library", "librarian", "book", "reading", "reader", "novel", "shelves", "renovation", "borrow", "comic"),
-    "football": ("football", "sport", "league", "match", "team", "goal", "coach", "player", "stadium", "season",
-                 "striker", "fan"),
-    "clinic": ("clinic", "medical", "health", "doctor", "nurse", "patient", "appointment", "vaccine", "pharmacy",
-               "dentist", "hospital", "surgery"),
-    "astronomy": ("astronomy", "stargazing", "telescope", "moon", "saturn", "jupiter", "sky", "observatory", "comet",
-                  "planet", "night"),
+    "library": (
+        "library",
+        "librarian",
+        "book",
+        "reading",
+        "reader",
+        "novel",
+        "shelves",
+        "renovation",
+        "borrow",
+        "comic",
+    ),
+    "football": (
+        "football",
+        "sport",
+        "league",
+        "match",
+        "team",
+        "goal",
+        "coach",
+        "player",
+        "stadium",
+        "season",
+        "striker",
+        "fan",
+    ),
+    "clinic": (
+        "clinic",
+        "medical",
+        "health",
+        "doctor",
+        "nurse",
+        "patient",
+        "appointment",
+        "vaccine",
+        "pharmacy",
+        "dentist",
+        "hospital",
+        "surgery",
+    ),
+    "astronomy": (
+        "astronomy",
+        "stargazing",
+        "telescope",
+        "moon",
+        "saturn",
+        "jupiter",
+        "sky",
+        "observatory",
+        "comet",
+        "planet",
+        "night",
+    ),
     "computers": ("computer", "course", "laptop", "email", "internet", "password", "online", "scam", "lesson"),
     "birds": ("bird", "wetland", "species", "heron", "kingfisher", "owl", "swallow", "feeder", "binoculars", "survey"),
     "chess": ("chess", "tournament", "queen", "grandmaster", "opening", "beginner", "board", "clock"),
@@ -404,8 +510,19 @@ def labelled(*subjects: str) -> list[tuple[str, str, str]]:
 FIVE_SUBJECT_PODCAST: list[tuple[str, str, str]] = labelled("cycling", "library", "football", "clinic", "astronomy")
 
 # The order in which long_script takes the blocks: neighbouring subjects never share a setting.
-LONG_ORDER = ("cycling", "garden", "library", "computers", "football", "budget", "birds", "clinic", "chess",
-              "festival", "astronomy")
+LONG_ORDER = (
+    "cycling",
+    "garden",
+    "library",
+    "computers",
+    "football",
+    "budget",
+    "birds",
+    "clinic",
+    "chess",
+    "festival",
+    "astronomy",
+)
 
 
 def long_script(minutes: float = 10.0, pause_s: float = 0.7) -> list[tuple[str, str, str]]:
@@ -439,22 +556,32 @@ def write_labelled(script: Sequence[Line], path: Path, reuse: bool = True) -> Co
     path = Path(path)
     meta = path.with_suffix(".truth.json")
     speakers = sorted({_unpack(line)[0] for line in script})
-    fingerprint = json.dumps({"lines": [list(line) for line in script],
-                              "voices": {name: list(vars(ALL_VOICES[name]).values()) for name in speakers}})
+    fingerprint = json.dumps(
+        {
+            "lines": [list(line) for line in script],
+            "voices": {name: list(vars(ALL_VOICES[name]).values()) for name in speakers},
+        }
+    )
     if reuse and path.exists() and meta.exists():
         stored = json.loads(meta.read_text(encoding="utf-8"))
         if stored.get("script") == fingerprint:
             return conversation_from_json(path, stored)
     conversation = synthesize(script, path)
-    meta.write_text(json.dumps({
-        "script": fingerprint,
-        "text": conversation.text,
-        "duration_s": conversation.duration_s,
-        "turns": conversation.turns,
-        "lines": [[l.start, l.end, l.speaker, l.text, l.subject] for l in conversation.lines],
-        "subjects": conversation.subjects,
-        "keywords": conversation.keywords,
-    }, indent=1), encoding="utf-8")
+    meta.write_text(
+        json.dumps(
+            {
+                "script": fingerprint,
+                "text": conversation.text,
+                "duration_s": conversation.duration_s,
+                "turns": conversation.turns,
+                "lines": [[ln.start, ln.end, ln.speaker, ln.text, ln.subject] for ln in conversation.lines],
+                "subjects": conversation.subjects,
+                "keywords": conversation.keywords,
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     return conversation
 
 
@@ -470,7 +597,6 @@ def conversation_from_json(path: Path, stored: dict) -> Conversation:
     )
 
 
-
 def require_espeak() -> None:
     if shutil.which("espeak-ng") is None:
         raise RuntimeError(
@@ -483,4 +609,3 @@ def write_sample(folder: Path) -> Conversation:
     """The sample meeting as ``<folder>/sample-meeting.wav`` (generated once, then reused)."""
     require_espeak()
     return synthesize(SAMPLE_MEETING, Path(folder) / "sample-meeting.wav")
-

@@ -31,36 +31,36 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")  # more threads than free cores stall torch and CTranslate2
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 
-import datetime as dt  # noqa: E402
-import functools  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import re  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Iterable, Iterator, Sequence  # noqa: E402
-from contextlib import ExitStack, contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from enum import StrEnum  # noqa: E402
-from importlib.metadata import PackageNotFoundError, version  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import datetime as dt
+import functools
+import itertools
+import json
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
 
-from autorag_dagster.local_run import PACKAGED_EMBED, PACKAGED_LLM, ensure_models, ollama_or_local_server  # noqa: E402
-from autorag_dagster.runner import failure_text, materialization_metadata, step_seconds, succeeded  # noqa: E402
-from autorag_dagster.samples import SAMPLE_MEETING, SAMPLE_RATE, VOICES, require_espeak, speak, write_wav  # noqa: E402
-from autorag_dagster.settings import Settings, load_settings  # noqa: E402
+from autorag_dagster.local_run import PACKAGED_EMBED, PACKAGED_LLM, ensure_models, ollama_or_local_server
+from autorag_dagster.runner import failure_text, materialization_metadata, step_seconds, succeeded
+from autorag_dagster.samples import SAMPLE_MEETING, SAMPLE_RATE, VOICES, require_espeak, speak, write_wav
+from autorag_dagster.settings import Settings, load_settings
 
 console = Console(stderr=True)
 
@@ -96,7 +96,14 @@ SEARCH_BATCH_ROWS = 5_000
 SEARCH_MODEL = "bench-synthetic"
 WARMUP_QUERIES = 3
 VERSIONS_OF = (
-    "torch", "ctranslate2", "faster-whisper", "lancedb", "dagster", "ollama", "llama-cpp-python", "sentence-transformers",
+    "torch",
+    "ctranslate2",
+    "faster-whisper",
+    "lancedb",
+    "dagster",
+    "ollama",
+    "llama-cpp-python",
+    "sentence-transformers",
 )
 
 
@@ -207,14 +214,21 @@ def model_endpoint(models: Models, workdir: Path, corpus_dir: Path) -> Iterator[
     llm, embed, slots = LOCAL_MODELS[models.value]
     try:
         server = SpawnedServer(
-            models_dir=workdir / "models", pulled=[llm, embed], num_parallel=slots, max_loaded_models=2, keep_alive="5m",
-            deterministic=models is Models.deterministic, test_routes=True,
+            models_dir=workdir / "models",
+            pulled=[llm, embed],
+            num_parallel=slots,
+            max_loaded_models=2,
+            keep_alive="5m",
+            deterministic=models is Models.deterministic,
+            test_routes=True,
         )
     except ConfigError as exc:  # a packaged model whose package is not installed
         raise BenchError(f"--models {models.value}: {exc}") from None
     with server:
         say(f"Local model server (a child process) at {server.url}: {llm}, {embed}, {slots} slot(s)")
-        settings = load_settings(**base, ollama_base_url=server.url, llm_model=llm, embed_model=embed, max_concurrency=slots)
+        settings = load_settings(
+            **base, ollama_base_url=server.url, llm_model=llm, embed_model=embed, max_concurrency=slots
+        )
         yield Endpoint(settings, server)
 
 
@@ -319,18 +333,29 @@ def raw_whisper(settings: Settings, device: str, corpus: Sequence[AudioFile]) ->
     samples = [decode_audio(str(f.path), sampling_rate=16_000) for f in corpus]
     started = time.perf_counter()
     model = WhisperModel(
-        resolve_model(settings.whisper_model), device=device, compute_type=compute_type, cpu_threads=settings.cpu_threads,
+        resolve_model(settings.whisper_model),
+        device=device,
+        compute_type=compute_type,
+        cpu_threads=settings.cpu_threads,
     )
     loaded = time.perf_counter()
     for audio in samples:
         segments, _ = model.transcribe(
-            audio, language=settings.whisper_language, word_timestamps=True, vad_filter=True, beam_size=5,
+            audio,
+            language=settings.whisper_language,
+            word_timestamps=True,
+            vad_filter=True,
+            beam_size=5,
         )
         for _segment in segments:  # a generator: decoding happens here
             pass
     done = time.perf_counter()
     del model
-    return {"load_s": round(loaded - started, 3), "transcribe_s": round(done - loaded, 3), "total_s": round(done - started, 3)}
+    return {
+        "load_s": round(loaded - started, 3),
+        "transcribe_s": round(done - loaded, 3),
+        "total_s": round(done - started, 3),
+    }
 
 
 def graph_section(runs: list[GraphRun], raws: list[dict[str, float]], audio_s: float, settings: Settings) -> dict:
@@ -398,7 +423,10 @@ def synthetic_rows(rng: np.random.Generator, words: Sequence[str], count: int, d
     for i in range(count):
         text = " ".join(rng.choice(words, size=int(rng.integers(40, 121))))
         start = float(i * 30)
-        yield Record(kind="chunk", start=start, end=start + 30, speakers=("SPEAKER_00",), text=text), vectors[i].tolist()
+        yield (
+            Record(kind="chunk", start=start, end=start + 30, speakers=("SPEAKER_00",), text=text),
+            vectors[i].tolist(),
+        )
 
 
 def build_table(uri: str, rows: int, dim: int, words: Sequence[str], rng: np.random.Generator):
@@ -457,14 +485,25 @@ def search_section(workdir: Path, sizes: Sequence[int], dim: int, queries: int) 
                 "p95_ms": round(float(np.percentile(timings, 95)), 2),
             }
         results.append(
-            {"rows": rows, "dim": dim, "write_s": write_s, "maintain_s": maintain_s, "indices": report.indices, "modes": modes}
+            {
+                "rows": rows,
+                "dim": dim,
+                "write_s": write_s,
+                "maintain_s": maintain_s,
+                "indices": report.indices,
+                "modes": modes,
+            }
         )
     return results
 
 
 # --- machine, versions, memory -----------------------------------------------------------------
 def meminfo_gib() -> float | None:
-    match = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M) if Path("/proc/meminfo").exists() else None
+    match = (
+        re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+        if Path("/proc/meminfo").exists()
+        else None
+    )
     return round(int(match.group(1)) / 2**20, 1) if match else None
 
 
@@ -480,7 +519,10 @@ def gpus() -> list[str]:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20, check=True,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
         ).stdout
     except (subprocess.SubprocessError, OSError):
         return []
@@ -545,18 +587,22 @@ def scale_section(
         run = run_graph(endpoint, workdir / f"scale-{n}", [f.key for f in corpus[:n]])
         llm = llm_figures(run, settings)
         audio_s = sum(f.duration_s for f in corpus[:n])
-        rows.append({
-            "files": n,
-            "audio_s": round(audio_s, 2),
-            "wall_s": run.wall_s,
-            "wall_per_file_s": round(run.wall_s / n, 2),
-            "realtime_factor": round(run.wall_s / audio_s, 3),
-            "whisper_loads": run.whisper_loads(),
-            "diarizer_loads": sum(m["gpu_timeline"].count("| acquire | diarizer |") for m in run.metadata("diarization")),
-            "llm_loads": llm["llm_loads"],
-            "embed_loads": llm["embed_loads"],
-            "measured": True,
-        })
+        rows.append(
+            {
+                "files": n,
+                "audio_s": round(audio_s, 2),
+                "wall_s": run.wall_s,
+                "wall_per_file_s": round(run.wall_s / n, 2),
+                "realtime_factor": round(run.wall_s / audio_s, 3),
+                "whisper_loads": run.whisper_loads(),
+                "diarizer_loads": sum(
+                    m["gpu_timeline"].count("| acquire | diarizer |") for m in run.metadata("diarization")
+                ),
+                "llm_loads": llm["llm_loads"],
+                "embed_loads": llm["embed_loads"],
+                "measured": True,
+            }
+        )
     return rows
 
 

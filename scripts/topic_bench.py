@@ -118,8 +118,10 @@ class SpeechPipeline:
 
             self._transcriber = Transcriber(cpu_threads=self.threads).load()
             self._diarizer = ResemblyzerDiarizer(cpu_threads=self.threads).load()
-            self.load_seconds = {"whisper": round(self._transcriber.load_s or 0.0, 3),
-                                 "diarizer": round(self._diarizer.load_s or 0.0, 3)}
+            self.load_seconds = {
+                "whisper": round(self._transcriber.load_s or 0.0, 3),
+                "diarizer": round(self._diarizer.load_s or 0.0, 3),
+            }
 
     def run(self, conversation: samples.Conversation, key: str, work: Path, reuse: bool) -> Speech:
         from autorag_dagster.core.audio import sha256_file
@@ -128,9 +130,14 @@ class SpeechPipeline:
         saved = work / "speech" / f"{Path(key).stem}-{digest}.json"
         if reuse and saved.exists():
             stored = json.loads(saved.read_text(encoding="utf-8"))
-            return Speech(SpeakerTranscript.model_validate(stored["transcript"]), stored["seconds"],
-                          stored["load_seconds"], measured=False, speakers_found=stored["speakers_found"],
-                          source="asr (reused)")
+            return Speech(
+                SpeakerTranscript.model_validate(stored["transcript"]),
+                stored["seconds"],
+                stored["load_seconds"],
+                measured=False,
+                speakers_found=stored["speakers_found"],
+                source="asr (reused)",
+            )
         from autorag_dagster.core.align import assign_speakers
         from autorag_dagster.core.audio import load_samples, prepare_audio
 
@@ -148,12 +155,21 @@ class SpeechPipeline:
         transcription = timed("transcribe", lambda: self._transcriber.transcribe(pcm, key))
         diarization = timed("diarize", lambda: self._diarizer.diarize(pcm, info.sample_rate, key))
         transcript = timed("align", lambda: assign_speakers(transcription.transcript, diarization))
-        speech = Speech(transcript, seconds, dict(self.load_seconds), measured=True,
-                        speakers_found=len(diarization.speakers))
+        speech = Speech(
+            transcript, seconds, dict(self.load_seconds), measured=True, speakers_found=len(diarization.speakers)
+        )
         saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps({"transcript": transcript.model_dump(), "seconds": seconds,
-                                     "load_seconds": speech.load_seconds, "speakers_found": speech.speakers_found}),
-                         encoding="utf-8")
+        saved.write_text(
+            json.dumps(
+                {
+                    "transcript": transcript.model_dump(),
+                    "seconds": seconds,
+                    "load_seconds": speech.load_seconds,
+                    "speakers_found": speech.speakers_found,
+                }
+            ),
+            encoding="utf-8",
+        )
         return speech
 
     def close(self) -> None:
@@ -182,12 +198,14 @@ def serve(name: str, work: Path, slots: int) -> Iterator[Backend]:
     started = time.perf_counter()
     models_dir = work / "localserve-models" / name
     if name == "packaged":
-        server = SpawnedServer(models_dir=models_dir, pulled=[PACKAGED_LLM], num_parallel=slots,
-                               max_loaded_models=1, keep_alive="5m")
+        server = SpawnedServer(
+            models_dir=models_dir, pulled=[PACKAGED_LLM], num_parallel=slots, max_loaded_models=1, keep_alive="5m"
+        )
         llm = PACKAGED_LLM
     elif name == "deterministic":
-        server = LocalServer(models_dir=models_dir, pulled=[DETERMINISTIC_LLM], num_parallel=slots,
-                             max_loaded_models=1, keep_alive="5m")
+        server = LocalServer(
+            models_dir=models_dir, pulled=[DETERMINISTIC_LLM], num_parallel=slots, max_loaded_models=1, keep_alive="5m"
+        )
         llm = DETERMINISTIC_LLM
     else:
         raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
@@ -216,15 +234,30 @@ def build_tree(backend: Backend, transcript: SpeakerTranscript, truth, num_ctx: 
     from autorag_dagster.core.topics import build_topic_tree
     from autorag_dagster.ollama import OllamaClient
 
-    with OllamaClient(backend.url, llm_model=backend.llm, embed_model=EMBED[backend.name], num_ctx=num_ctx,
-                      keep_alive="5m", timeout=900, max_concurrency=backend.slots) as client:
+    with OllamaClient(
+        backend.url,
+        llm_model=backend.llm,
+        embed_model=EMBED[backend.name],
+        num_ctx=num_ctx,
+        keep_alive="5m",
+        timeout=900,
+        max_concurrency=backend.slots,
+    ) as client:
         started = time.perf_counter()
         tree, stats = build_topic_tree(transcript, client, progress=say)
         seconds = round(time.perf_counter() - started, 3)
     quality = evaluate(tree, truth, transcript=transcript)
     outline = [
-        {"id": q.id, "start": round(q.start, 1), "end": round(q.end, 1), "title": q.title, "subject": q.subject,
-         "names_subject": q.names_subject, "prompt_echo": q.prompt_echo, "first_words": q.first_words}
+        {
+            "id": q.id,
+            "start": round(q.start, 1),
+            "end": round(q.end, 1),
+            "title": q.title,
+            "subject": q.subject,
+            "names_subject": q.names_subject,
+            "prompt_echo": q.prompt_echo,
+            "first_words": q.first_words,
+        }
         for q in quality.per_node
     ]
     return TopicRun(backend.name, backend.llm, quality, stats, seconds, outline)
@@ -276,42 +309,73 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"system": f"{platform.system()} {platform.release()}", "cpu": cpu,
-            "cpus_usable": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "system": f"{platform.system()} {platform.release()}",
+        "cpu": cpu,
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def print_report(report: dict[str, Any]) -> None:
     table = Table(title="Topic quality (every figure measured on this run)")
-    for column in ("file", "backend", "L1 / true", "boundary F1", "P / R", "Pk", "titles naming",
-                   "echo / first-words titles", "fallbacks", "LLM calls", "topic s"):
+    for column in (
+        "file",
+        "backend",
+        "L1 / true",
+        "boundary F1",
+        "P / R",
+        "Pk",
+        "titles naming",
+        "echo / first-words titles",
+        "fallbacks",
+        "LLM calls",
+        "topic s",
+    ):
         table.add_column(column)
     for entry in report["files"]:
         for run in entry["runs"]:
             f = run["figures"]
             fallbacks = ", ".join(f"{k} {v}" for k, v in f["fallbacks"].items()) or "0"
             table.add_row(
-                entry["file"], f"{run['backend']} ({run['model']})", f"{f['level1_nodes']} / {f['true_subjects']}",
-                f"{f['boundary_f1']:.2f}", f"{f['boundary_precision']:.2f} / {f['boundary_recall']:.2f}",
-                f"{f['pk']:.2f}", f"{f['titles_naming_share']:.2f}",
-                f"{f['prompt_echo_titles']} / {f['first_words_titles']}", fallbacks, str(f["llm_calls"]),
+                entry["file"],
+                f"{run['backend']} ({run['model']})",
+                f"{f['level1_nodes']} / {f['true_subjects']}",
+                f"{f['boundary_f1']:.2f}",
+                f"{f['boundary_precision']:.2f} / {f['boundary_recall']:.2f}",
+                f"{f['pk']:.2f}",
+                f"{f['titles_naming_share']:.2f}",
+                f"{f['prompt_echo_titles']} / {f['first_words_titles']}",
+                fallbacks,
+                str(f["llm_calls"]),
                 f"{f['topic_seconds']:.1f}",
             )
     out.print(table)
 
     speech = Table(title="Speech pipeline and topic stages (seconds)")
-    for column in ("file", "audio s", "speakers found / true", *SPEECH_STAGES, "speech measured", "backend",
-                   "topic stages"):
+    for column in (
+        "file",
+        "audio s",
+        "speakers found / true",
+        *SPEECH_STAGES,
+        "speech measured",
+        "backend",
+        "topic stages",
+    ):
         speech.add_column(column)
     for entry in report["files"]:
         s = entry["speech"]
         for run in entry["runs"] or [None]:
             stages = "" if run is None else " ".join(f"{k} {v:.1f}" for k, v in run["figures"]["stage_seconds"].items())
             speech.add_row(
-                entry["file"], f"{entry['duration_s']:.1f}", f"{s['speakers_found']} / {s['speakers_true']}",
+                entry["file"],
+                f"{entry['duration_s']:.1f}",
+                f"{s['speakers_found']} / {s['speakers_true']}",
                 *(f"{s['seconds'][k]:.1f}" if k in s["seconds"] else "-" for k in SPEECH_STAGES),
                 "yes" if s["measured"] else ("no (reused)" if s["source"] == "asr (reused)" else "no (script)"),
-                "" if run is None else run["backend"], stages,
+                "" if run is None else run["backend"],
+                stages,
             )
     out.print(speech)
 
@@ -321,29 +385,51 @@ def print_report(report: dict[str, Any]) -> None:
         for run in entry["runs"]:
             out.print(f"  {run['backend']}:")
             for node in run["outline"]:
-                marks = "".join(m for m, on in (("N", node["names_subject"]), ("E", node["prompt_echo"]),
-                                               ("F", node["first_words"])) if on)
-                out.print(f"    {node['id']:<5} {node['start']:7.1f}-{node['end']:7.1f} [{node['subject']}] "
-                          f"{node['title']!r} {marks}", markup=False, highlight=False)
+                marks = "".join(
+                    m
+                    for m, on in (("N", node["names_subject"]), ("E", node["prompt_echo"]), ("F", node["first_words"]))
+                    if on
+                )
+                out.print(
+                    f"    {node['id']:<5} {node['start']:7.1f}-{node['end']:7.1f} [{node['subject']}] "
+                    f"{node['title']!r} {marks}",
+                    markup=False,
+                    highlight=False,
+                )
     out.print("marks: N names its subject, E echoes prompt scaffolding, F is the span's first words", highlight=False)
 
 
 # --- main ------------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", default="sample,five", help=f"comma-separated, of {', '.join(FILES)} (default sample,five)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--files", default="sample,five", help=f"comma-separated, of {', '.join(FILES)} (default sample,five)"
+    )
     parser.add_argument("--backend", default="both", choices=[*BACKENDS, "both"])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the 'long' recording (default 10)")
-    parser.add_argument("--work", type=Path, default=None, help="folder for audio and caches (default: a temporary one)")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="folder for audio and caches (default: a temporary one)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
     parser.add_argument("--num-ctx", type=int, default=8192, help="num_ctx of every LLM call (default 8192)")
-    parser.add_argument("--slots", type=int, default=1, help="server slots and requests in flight for the packaged LLM (default 1)")
+    parser.add_argument(
+        "--slots", type=int, default=1, help="server slots and requests in flight for the packaged LLM (default 1)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="threads for whisper and the diarizer (default 1)")
-    parser.add_argument("--speech", default="asr", choices=["asr", "script"],
-                        help="asr: the speech pipeline on the audio (default); script: the script's own words and "
-                             "speakers, timed as spoken (no ASR errors; isolates the topic stages)")
-    parser.add_argument("--reuse-speech", action="store_true",
-                        help="reuse the speaker transcript of an earlier run on the same audio (speech seconds then not measured)")
+    parser.add_argument(
+        "--speech",
+        default="asr",
+        choices=["asr", "script"],
+        help="asr: the speech pipeline on the audio (default); script: the script's own words and "
+        "speakers, timed as spoken (no ASR errors; isolates the topic stages)",
+    )
+    parser.add_argument(
+        "--reuse-speech",
+        action="store_true",
+        help="reuse the speaker transcript of an earlier run on the same audio (speech seconds then not measured)",
+    )
     args = parser.parse_args(argv)
     args.files = [f.strip() for f in args.files.split(",") if f.strip()]
     unknown = [f for f in args.files if f not in FILES]
@@ -363,10 +449,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "command": "scripts/topic_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": machine(),
-            "settings": {"files": args.files, "backends": args.backends, "minutes": args.minutes,
-                         "num_ctx": args.num_ctx, "packaged_slots": args.slots, "threads": args.threads,
-                         "whisper": "tiny.en (packaged, int8, CPU)", "diarizer": "resemblyzer",
-                         "speech": args.speech, "tolerance_s": 8.0},
+            "settings": {
+                "files": args.files,
+                "backends": args.backends,
+                "minutes": args.minutes,
+                "num_ctx": args.num_ctx,
+                "packaged_slots": args.slots,
+                "threads": args.threads,
+                "whisper": "tiny.en (packaged, int8, CPU)",
+                "diarizer": "resemblyzer",
+                "speech": args.speech,
+                "tolerance_s": 8.0,
+            },
             "files": [],
         }
         recordings = []
@@ -400,20 +494,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
         for name, key, conversation in recordings:
             s = speech[name]
-            report["files"].append({
-                "file": name,
-                "key": key,
-                "audio": str(conversation.path),
-                "duration_s": round(conversation.duration_s, 3),
-                "subjects": [[round(a, 2), round(b, 2), subject] for a, b, subject in conversation.subjects],
-                "speech": {
-                    "source": s.source, "seconds": s.seconds, "load_seconds": s.load_seconds, "measured": s.measured,
-                    "words": sum(len(u.words) for u in s.transcript.utterances),
-                    "utterances": len(s.transcript.utterances),
-                    "speakers_found": s.speakers_found, "speakers_true": len(conversation.speakers),
-                },
-                "runs": [run_json(run) for run in runs[name]],
-            })
+            report["files"].append(
+                {
+                    "file": name,
+                    "key": key,
+                    "audio": str(conversation.path),
+                    "duration_s": round(conversation.duration_s, 3),
+                    "subjects": [[round(a, 2), round(b, 2), subject] for a, b, subject in conversation.subjects],
+                    "speech": {
+                        "source": s.source,
+                        "seconds": s.seconds,
+                        "load_seconds": s.load_seconds,
+                        "measured": s.measured,
+                        "words": sum(len(u.words) for u in s.transcript.utterances),
+                        "utterances": len(s.transcript.utterances),
+                        "speakers_found": s.speakers_found,
+                        "speakers_true": len(conversation.speakers),
+                    },
+                    "runs": [run_json(run) for run in runs[name]],
+                }
+            )
         report["server_start_s"] = server_start
     print_report(report)
     if args.json is not None:

@@ -14,8 +14,16 @@ from autorag_dagster.settings import load_settings
 
 
 def info(key: str) -> AudioInfo:
-    return AudioInfo(key=key, path=f"/a/{key}", sha256="0" * 64, size_bytes=1, duration_s=1.0,
-                     source_sample_rate=16000, source_channels=1, pcm_path="x.npy")
+    return AudioInfo(
+        key=key,
+        path=f"/a/{key}",
+        sha256="0" * 64,
+        size_bytes=1,
+        duration_s=1.0,
+        source_sample_rate=16000,
+        source_channels=1,
+        pcm_path="x.npy",
+    )
 
 
 def test_every_path_hangs_off_the_data_directory(tmp_path):
@@ -24,7 +32,10 @@ def test_every_path_hangs_off_the_data_directory(tmp_path):
     assert layout.file_dir("a b.wav") != layout.file_dir("a_b.wav")
     assert layout.stored_path("audio", "x.wav") == layout.file_dir("x.wav") / "assets" / "audio.json"
     assert (layout.viz_index, layout.llm_cache, layout.dagster_home) == (
-        tmp_path / "d" / "viz" / "index.html", tmp_path / "d" / "cache" / "llm", tmp_path / "d" / "dagster")
+        tmp_path / "d" / "viz" / "index.html",
+        tmp_path / "d" / "cache" / "llm",
+        tmp_path / "d" / "dagster",
+    )
     assert layout.lancedb == str(tmp_path / "d" / "lancedb")
     assert DataLayout(tmp_path, lancedb_uri="s3://bucket/db").lancedb == "s3://bucket/db"
 

@@ -33,7 +33,11 @@ def free_port() -> int:
 def autorag(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(Path(sys.executable).with_name("autorag")), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=900,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -119,12 +123,15 @@ def test_search_finds_the_file_afterwards(main_job):
 
     # With a running server and a model that made no table here, the error says which model did.
     with LocalServer(models_dir=root / "data" / "localserve-models", num_parallel=1) as server:
-        wrong = autorag("search", "trees", "--mode", "text",
-                        env={**env, "AUTORAG_OLLAMA_BASE_URL": server.url}, cwd=root)
+        wrong = autorag(
+            "search", "trees", "--mode", "text", env={**env, "AUTORAG_OLLAMA_BASE_URL": server.url}, cwd=root
+        )
         assert wrong.returncode == 1 and "set AUTORAG_EMBED_MODEL" in wrong.stderr and "all-minilm" in wrong.stderr
         # Hybrid search with the embedding model the job used, through the packaged server.
         hybrid_env = {**env, "AUTORAG_OLLAMA_BASE_URL": server.url, "AUTORAG_EMBED_MODEL": "all-minilm"}
-        hybrid = autorag("search", "how many trees did they plant by the river", "--json", "--k", "3", env=hybrid_env, cwd=root)
+        hybrid = autorag(
+            "search", "how many trees did they plant by the river", "--json", "--k", "3", env=hybrid_env, cwd=root
+        )
     assert hybrid.returncode == 0, hybrid.stderr
     hits = json.loads(hybrid.stdout)
     assert hits and hits[0]["file"] == "garden meeting.wav"

@@ -73,12 +73,18 @@ def made_run(project):
 
 def test_the_readme_lists_only_commands_this_test_runs():
     covered = {
-        "make run", "make test", "make dev",
+        "make run",
+        "make test",
+        "make dev",
         '.venv/bin/autorag search "how much money is left this year" --k 5',
         '.venv/bin/autorag search "festival" --speaker SPEAKER_01 --mode text --json',
-        ".venv/bin/autorag --help", ".venv/bin/autorag run data/sample",
-        '.venv/bin/autorag search "who will print the posters"', ".venv/bin/autorag ollama-serve --port 11434",
-        ".venv/bin/autorag models", ".venv/bin/autorag pull", ".venv/bin/autorag tune --vram-gb 24",
+        ".venv/bin/autorag --help",
+        ".venv/bin/autorag run data/sample",
+        '.venv/bin/autorag search "who will print the posters"',
+        ".venv/bin/autorag ollama-serve --port 11434",
+        ".venv/bin/autorag models",
+        ".venv/bin/autorag pull",
+        ".venv/bin/autorag tune --vram-gb 24",
         ".venv/bin/python scripts/bench.py --help",
     }
     # `make test` is what CI runs (.ci/run); every other command is run below.
@@ -124,8 +130,13 @@ def test_the_commands_block(made_run, project):
     assert bench.returncode == 0 and "--scale" in bench.stdout
 
     server = subprocess.Popen(
-        shlex.split(".venv/bin/autorag ollama-serve --port 11434"), cwd=project, env=clean_env(project),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        shlex.split(".venv/bin/autorag ollama-serve --port 11434"),
+        cwd=project,
+        env=clean_env(project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -156,8 +167,13 @@ def test_the_commands_block(made_run, project):
 
 def test_make_dev_serves_the_ui(made_run, project):
     dev = subprocess.Popen(
-        ["make", "dev"], cwd=project, env=clean_env(project), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        ["make", "dev"],
+        cwd=project,
+        env=clean_env(project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 240
@@ -173,7 +189,8 @@ def test_make_dev_serves_the_ui(made_run, project):
         else:
             pytest.fail("make dev did not serve the UI on 127.0.0.1:3000")
         runs = httpx.post(
-            "http://127.0.0.1:3000/graphql", json={"query": "{ runsOrError { ... on Runs { results { runId } } } }"},
+            "http://127.0.0.1:3000/graphql",
+            json={"query": "{ runsOrError { ... on Runs { results { runId } } } }"},
             timeout=30,
         ).json()
         assert runs["data"]["runsOrError"]["results"]  # the main job's runs, in the storage make dev opens

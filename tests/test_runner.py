@@ -45,10 +45,14 @@ def test_a_run_whose_process_died_is_failed_and_its_gpu_slot_freed(tmp_path, mon
         storage = dagster.instance.event_log_storage
         storage.set_concurrency_slots("gpu", 1)
         for run_id, pid in (("a" * 32, dead), ("b" * 32, os.getpid())):
-            dagster.instance.add_run(DagsterRun(
-                job_name="process_audio", run_id=run_id, status=DagsterRunStatus.STARTED,
-                tags={PID_TAG: str(pid), HOST_TAG: socket.gethostname()},
-            ))
+            dagster.instance.add_run(
+                DagsterRun(
+                    job_name="process_audio",
+                    run_id=run_id,
+                    status=DagsterRunStatus.STARTED,
+                    tags={PID_TAG: str(pid), HOST_TAG: socket.gethostname()},
+                )
+            )
         assert storage.claim_concurrency_slot("gpu", "a" * 32, "transcript").is_claimed
         assert not storage.claim_concurrency_slot("gpu", "c" * 32, "transcript").is_claimed  # it would wait
 

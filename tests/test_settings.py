@@ -69,8 +69,10 @@ def test_dagster_validates_the_code_location(tmp_path):
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", str(root / "workspace.yaml")],
-        cwd=root, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-                                                       "DAGSTER_HOME": str(tmp_path)},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr

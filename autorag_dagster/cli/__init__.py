@@ -21,28 +21,39 @@ def ollama_serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(11434, help="Port to listen on."),
     models_dir: Path = typer.Option(
-        None, help="Where pulled models are recorded; default $OLLAMA_MODELS or ~/.cache/autorag/localserve-models.",
+        None,
+        help="Where pulled models are recorded; default $OLLAMA_MODELS or ~/.cache/autorag/localserve-models.",
         show_default=False,
     ),
-    pull: list[str] = typer.Option(None, "--pull", help="Mark this model as pulled at start-up; repeatable.",
-                                   show_default=False),
-    delay: float = typer.Option(None, min=0, help="Seconds each request takes (AUTORAG_LOCALSERVE_DELAY).",
-                                show_default=False),
-    load_delay: float = typer.Option(None, min=0, help="Seconds each model load takes (AUTORAG_LOCALSERVE_LOAD_DELAY).",
-                                     show_default=False),
+    pull: list[str] = typer.Option(
+        None, "--pull", help="Mark this model as pulled at start-up; repeatable.", show_default=False
+    ),
+    delay: float = typer.Option(
+        None, min=0, help="Seconds each request takes (AUTORAG_LOCALSERVE_DELAY).", show_default=False
+    ),
+    load_delay: float = typer.Option(
+        None, min=0, help="Seconds each model load takes (AUTORAG_LOCALSERVE_LOAD_DELAY).", show_default=False
+    ),
     unload_delay: float = typer.Option(
-        None, min=0, show_default=False,
+        None,
+        min=0,
+        show_default=False,
         help="Seconds an unload takes after its answer, as Ollama's asynchronous unload (AUTORAG_LOCALSERVE_UNLOAD_DELAY).",
     ),
     deterministic: bool = typer.Option(
-        False, "--deterministic",
+        False,
+        "--deterministic",
         help="Also offer the deterministic test models (deterministic-llm, deterministic-embed): not language models.",
     ),
-    stand_in_names: bool = typer.Option(False, "--stand-in-names", hidden=True,
-                                        help="Tests only: the deterministic backend also answers as gemma4:latest"
-                                             " and nomic-embed-text:latest."),
-    test_routes: bool = typer.Option(False, "--test-routes", hidden=True,
-                                     help="Tests only: serve /_autorag/events and /_autorag/script."),
+    stand_in_names: bool = typer.Option(
+        False,
+        "--stand-in-names",
+        hidden=True,
+        help="Tests only: the deterministic backend also answers as gemma4:latest and nomic-embed-text:latest.",
+    ),
+    test_routes: bool = typer.Option(
+        False, "--test-routes", hidden=True, help="Tests only: serve /_autorag/events and /_autorag/script."
+    ),
 ) -> None:
     """Serve Ollama's HTTP API from packaged models (for laptops and CI; not needed on a GPU host).
 
@@ -55,9 +66,18 @@ def ollama_serve(
     from autorag_dagster.localserve.server import serve
 
     try:
-        serve(host=host, port=port, models_dir=models_dir, pulled=pull, delay=delay, load_delay=load_delay,
-              unload_delay=unload_delay, deterministic=deterministic, stand_in_names=stand_in_names,
-              test_routes=test_routes)
+        serve(
+            host=host,
+            port=port,
+            models_dir=models_dir,
+            pulled=pull,
+            delay=delay,
+            load_delay=load_delay,
+            unload_delay=unload_delay,
+            deterministic=deterministic,
+            stand_in_names=stand_in_names,
+            test_routes=test_routes,
+        )
     except ConfigError as exc:
         _fail(str(exc), code=2)
 
@@ -131,14 +151,17 @@ class KvCacheType(StrEnum):
 
 @app.command("tune")
 def tune(
-    vram_gb: float = typer.Option(None, "--vram-gb", min=1, show_default=False,
-                                  help="The card's memory in GiB; default: read by nvidia-smi."),
+    vram_gb: float = typer.Option(
+        None, "--vram-gb", min=1, show_default=False, help="The card's memory in GiB; default: read by nvidia-smi."
+    ),
     whisper_gb: float = typer.Option(6.0, "--whisper-gb", min=0, help="GiB kept free for Whisper next to the LLM."),
     margin_gb: float = typer.Option(1.0, "--margin-gb", min=0, help="GiB kept free as a safety margin."),
     kv_type: KvCacheType = typer.Option(KvCacheType.q8_0, "--kv-type", help="OLLAMA_KV_CACHE_TYPE to plan for."),
     num_ctx: int = typer.Option(8192, "--num-ctx", min=256, help="Preferred per-slot context."),
     parallel: int = typer.Option(8, "--parallel", min=1, help="Most slots (OLLAMA_NUM_PARALLEL) to plan for."),
-    measure: bool = typer.Option(False, "--measure", help="Load the LLM with the planned num_ctx; compare with /api/ps."),
+    measure: bool = typer.Option(
+        False, "--measure", help="Load the LLM with the planned num_ctx; compare with /api/ps."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for programs instead of a table."),
 ) -> None:
     """Recommend OLLAMA_NUM_PARALLEL and num_ctx that fit the GPU next to Whisper, with lines for .env.
@@ -156,12 +179,22 @@ def tune(
     try:
         gpu = Gpu.given(vram_gb) if vram_gb else query_gpu()
         if gpu is None:
-            _fail("nvidia-smi is not installed here: give the card's memory in GiB, e.g. `autorag tune --vram-gb 24`.",
-                  code=2)
+            _fail(
+                "nvidia-smi is not installed here: give the card's memory in GiB, e.g. `autorag tune --vram-gb 24`.",
+                code=2,
+            )
         with OllamaClient.from_config(settings.ollama_config, request_retries=0) as client:
             llm, embedder = read_models(client, [settings.llm_model, settings.embed_model])
-            result = plan(llm, embedder, gpu, kv_type=kv_type.value, whisper_bytes=round(whisper_gb * GIB),
-                          margin_bytes=round(margin_gb * GIB), num_ctx=num_ctx, parallel=parallel)
+            result = plan(
+                llm,
+                embedder,
+                gpu,
+                kv_type=kv_type.value,
+                whisper_bytes=round(whisper_gb * GIB),
+                margin_bytes=round(margin_gb * GIB),
+                num_ctx=num_ctx,
+                parallel=parallel,
+            )
             measured = measure_load(client, result, llm) if measure else None
     except (PlanError, OllamaError) as exc:
         _fail(str(exc))
@@ -181,8 +214,12 @@ def tune(
 @app.command("run")
 def run(
     folder: Path = typer.Argument(
-        None, help="Folder of audio files; default: a generated two-minute sample meeting.", show_default=False,
-        exists=True, file_okay=False, resolve_path=True,
+        None,
+        help="Folder of audio files; default: a generated two-minute sample meeting.",
+        show_default=False,
+        exists=True,
+        file_okay=False,
+        resolve_path=True,
     ),
     query: str = typer.Option(
         None, help="The sample search printed at the end; default: a question about the sample, or a general one."
@@ -212,7 +249,9 @@ def run(
             ensure_models(effective, render.say, progress=render.pull_display)
             with render.stage_progress() as progress:
                 report = run_folder(folder, effective, render.say, progress)
-            _closing_summary(report, effective, settings, query or (SAMPLE_QUESTION if sample_run else GENERAL_QUESTION))
+            _closing_summary(
+                report, effective, settings, query or (SAMPLE_QUESTION if sample_run else GENERAL_QUESTION)
+            )
     except (OllamaError, FileNotFoundError) as exc:
         _fail(str(exc))
     if not report.ok:
@@ -279,7 +318,9 @@ def search(
     query: str = typer.Argument(..., help="What to look for, in your own words."),
     k: int = typer.Option(5, "--k", "-k", min=1, help="How many hits."),
     file: list[str] = typer.Option(None, "--file", help="Only this file (its key); repeatable.", show_default=False),
-    speaker: list[str] = typer.Option(None, "--speaker", help="Only text by this speaker; repeatable.", show_default=False),
+    speaker: list[str] = typer.Option(
+        None, "--speaker", help="Only text by this speaker; repeatable.", show_default=False
+    ),
     mode: SearchMode = typer.Option(SearchMode.hybrid, help="hybrid = vector + full text (RRF)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for programs instead of a table."),
 ) -> None:

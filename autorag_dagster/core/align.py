@@ -34,11 +34,13 @@ def assign_speakers(transcript: Transcript, diarization: Diarization) -> Speaker
         if utterances and utterances[-1].speaker == labelled.speaker:
             utterances[-1].words.append(labelled)
         else:
-            utterances.append(Utterance(speaker=labelled.speaker, start=word.start, end=word.end, text="",
-                                        words=[labelled]))
+            utterances.append(
+                Utterance(speaker=labelled.speaker, start=word.start, end=word.end, text="", words=[labelled])
+            )
     for utterance in utterances:
         utterance.start = utterance.words[0].start
         utterance.end = max(w.end for w in utterance.words)
         utterance.text = " ".join(w.text for w in utterance.words)
-    return SpeakerTranscript(key=transcript.key, duration_s=transcript.duration_s,
-                             language=transcript.language, utterances=utterances)
+    return SpeakerTranscript(
+        key=transcript.key, duration_s=transcript.duration_s, language=transcript.language, utterances=utterances
+    )

@@ -51,8 +51,7 @@ def decode(path: Path | str) -> DecodedAudio:
             if not container.streams.audio:
                 kinds = sorted({s.type for s in container.streams}) or ["none"]
                 raise AudioDecodeError(
-                    path, f"no audio stream in the {container.format.name} container "
-                    f"(streams: {', '.join(kinds)})"
+                    path, f"no audio stream in the {container.format.name} container (streams: {', '.join(kinds)})"
                 )
             stream = container.streams.audio[0]
             codec = stream.codec_context
@@ -70,8 +69,9 @@ def decode(path: Path | str) -> DecodedAudio:
             )
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise AudioDecodeError(path, f"FFmpeg could not read it as audio ({reason}); "
-                               "is the file corrupt, truncated or not audio?") from exc
+        raise AudioDecodeError(
+            path, f"FFmpeg could not read it as audio ({reason}); is the file corrupt, truncated or not audio?"
+        ) from exc
     if decoded.samples.size == 0:
         raise AudioDecodeError(path, f"the {decoded.codec} stream decodes to zero samples")
     if not np.isfinite(decoded.samples).all():

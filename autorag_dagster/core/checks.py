@@ -48,9 +48,13 @@ def check_transcript(transcript: Transcript, duration_s: float, speech_expected:
         if word.end < word.start:
             problems.append(f"word {i} {word.text!r} ends before it starts ({word.start:.2f} > {word.end:.2f})")
         if word.start < previous - TOLERANCE_S:
-            problems.append(f"word {i} {word.text!r} starts at {word.start:.2f} s, before the previous word ({previous:.2f} s)")
+            problems.append(
+                f"word {i} {word.text!r} starts at {word.start:.2f} s, before the previous word ({previous:.2f} s)"
+            )
         if word.start < -TOLERANCE_S or word.end > duration_s + TOLERANCE_S:
-            problems.append(f"word {i} {word.text!r} [{word.start:.2f}, {word.end:.2f}] lies outside [0, {duration_s:.2f}]")
+            problems.append(
+                f"word {i} {word.text!r} [{word.start:.2f}, {word.end:.2f}] lies outside [0, {duration_s:.2f}]"
+            )
         previous = max(previous, word.start)
     return _fmt(problems)
 

@@ -165,12 +165,14 @@ class SegmentStore:
             models = sorted(
                 {
                     (db.open_table(n).schema.metadata or {}).get(b"autorag.embedding_model", b"?").decode()
-                    for n in _table_names(db) if n.startswith(f"{TABLE_PREFIX}__")
+                    for n in _table_names(db)
+                    if n.startswith(f"{TABLE_PREFIX}__")
                 }
             )
             hint = (
                 f"; the database holds vectors of {', '.join(models)}: set AUTORAG_EMBED_MODEL to one of them"
-                if models else ""
+                if models
+                else ""
             )
             raise StoreError(
                 f"{problem} for embedding model {normalise_model(embedding_model)!r} in {uri}{hint}, "
@@ -275,7 +277,9 @@ class SegmentStore:
                 f"{self.dim}-d vectors: open the store with dim={len(vector)}"
             )
         if not all(math.isfinite(x) for x in vector):
-            raise StoreError(f"{self.embedding_model!r} returned a vector with NaN or infinity for {record.text[:60]!r}")
+            raise StoreError(
+                f"{self.embedding_model!r} returned a vector with NaN or infinity for {record.text[:60]!r}"
+            )
         return {
             "row_id": row_id(file_key, record.kind, ordinal),
             "file_key": file_key,
@@ -339,7 +343,9 @@ class SegmentStore:
                 report.actions.append(f"created a scalar index on {column}")
         if "vector" not in indexed and rows >= vector_index_min_rows:
             partitions = max(1, math.ceil(rows / _HNSW_ROWS_PER_PARTITION))
-            table.create_index("vector", config=HnswSq(distance_type=DISTANCE, num_partitions=partitions), replace=False)
+            table.create_index(
+                "vector", config=HnswSq(distance_type=DISTANCE, num_partitions=partitions), replace=False
+            )
             report.actions.append(f"created an IVF_HNSW_SQ vector index ({partitions} partition(s), {rows} rows)")
         elif "vector" not in indexed:
             report.actions.append(f"no vector index yet: {rows} rows < {vector_index_min_rows}")

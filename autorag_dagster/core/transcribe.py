@@ -45,7 +45,8 @@ class WhisperConfig(ComputeConfig):
     """Which Whisper model runs where (the fields are the AUTORAG_* settings of the same name)."""
 
     whisper_model: str = Field(
-        PACKAGED_MODEL, description=f"faster-whisper model name or local path; '{PACKAGED_MODEL}' uses the packaged model."
+        PACKAGED_MODEL,
+        description=f"faster-whisper model name or local path; '{PACKAGED_MODEL}' uses the packaged model.",
     )
     whisper_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where Whisper runs.")
     whisper_compute_type: str = Field("default", description="CTranslate2 compute type; default: int8 on CPU.")
@@ -169,8 +170,11 @@ class Transcriber:
                 start=inside(s.start),
                 end=inside(s.end),
                 text=s.text.strip(),
-                words=[Word(start=inside(w.start), end=inside(w.end), text=w.word.strip(), probability=w.probability)
-                       for w in s.words or [] if w.word.strip()],
+                words=[
+                    Word(start=inside(w.start), end=inside(w.end), text=w.word.strip(), probability=w.probability)
+                    for w in s.words or []
+                    if w.word.strip()
+                ],
                 avg_logprob=s.avg_logprob,
                 no_speech_prob=s.no_speech_prob,
             )

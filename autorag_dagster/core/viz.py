@@ -116,7 +116,9 @@ def _context(transcript: SpeakerTranscript, tree: TopicTree | None, audio: Audio
                 "talk": talk.get(name, 0.0),
                 "share": round(100 * talk.get(name, 0.0) / duration, 1),
                 "turns": [
-                    {**_span(u.start, u.end, duration), "utterance": u} for u in transcript.utterances if u.speaker == name
+                    {**_span(u.start, u.end, duration), "utterance": u}
+                    for u in transcript.utterances
+                    if u.speaker == name
                 ],
             }
             for name, color in colors.items()
@@ -204,7 +206,9 @@ def write_preview_png(transcript: SpeakerTranscript, tree: TopicTree | None, pat
             axes.broken_barh([(node.start, width)], (levels - level - 0.4, 0.8), facecolors=color, edgecolors="#555")
             label = _plain(node.title, int(width / duration * 110))
             if label:
-                axes.text(node.start + width / 2, levels - level, label, ha="center", va="center", fontsize=7, clip_on=True)
+                axes.text(
+                    node.start + width / 2, levels - level, label, ha="center", va="center", fontsize=7, clip_on=True
+                )
     axes.set_yticks(range(len(rows)), [_plain(r, 18) for r in rows], fontsize=8)
     axes.set_xlim(0, duration)
     axes.set_ylim(-0.6, len(rows) - 0.4)

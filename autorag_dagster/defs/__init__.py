@@ -16,7 +16,9 @@ from dagster import (
 from autorag_dagster.settings import Settings, get_settings
 
 
-def build_definitions(settings: Settings | None = None, loggers: dict[str, LoggerDefinition] | None = None) -> Definitions:
+def build_definitions(
+    settings: Settings | None = None, loggers: dict[str, LoggerDefinition] | None = None
+) -> Definitions:
     """Everything the code location serves, configured from ``settings`` (default: the environment).
 
     ``loggers`` adds Dagster loggers to every job (the main job's log file and progress line)."""

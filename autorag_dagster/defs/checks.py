@@ -60,32 +60,48 @@ def audio_is_decoded(audio: dict[str, AudioInfo]) -> AssetCheckResult:
 
 
 @asset_check(
-    asset=transcript, partitions_def=audio_files, blocking=True, additional_ins={"audio": AssetIn("audio")},
+    asset=transcript,
+    partitions_def=audio_files,
+    blocking=True,
+    additional_ins={"audio": AssetIn("audio")},
     description="Words ordered, inside the audio's duration, non-empty for speech.",
 )
 def transcript_words_valid(transcript: dict[str, Transcript], audio: dict[str, AudioInfo]) -> AssetCheckResult:
-    return each(transcript, lambda k: checks.check_transcript(transcript[k], audio[k].duration_s, speech_expected(audio[k])))
+    return each(
+        transcript, lambda k: checks.check_transcript(transcript[k], audio[k].duration_s, speech_expected(audio[k]))
+    )
 
 
 @asset_check(
-    asset=diarization, partitions_def=audio_files, blocking=True, additional_ins={"audio": AssetIn("audio")},
+    asset=diarization,
+    partitions_def=audio_files,
+    blocking=True,
+    additional_ins={"audio": AssetIn("audio")},
     description="Turns inside the duration, at least one speaker.",
 )
 def diarization_turns_valid(diarization: dict[str, Diarization], audio: dict[str, AudioInfo]) -> AssetCheckResult:
-    return each(diarization, lambda k: checks.check_diarization(diarization[k], audio[k].duration_s, speech_expected(audio[k])))
+    return each(
+        diarization, lambda k: checks.check_diarization(diarization[k], audio[k].duration_s, speech_expected(audio[k]))
+    )
 
 
 @asset_check(
-    asset=speaker_transcript, partitions_def=audio_files, blocking=True,
+    asset=speaker_transcript,
+    partitions_def=audio_files,
+    blocking=True,
     additional_ins={"transcript": AssetIn("transcript")},
     description="Every transcribed word is attributed to one speaker.",
 )
-def speaker_words_attributed(speaker_transcript: dict[str, SpeakerTranscript], transcript: dict[str, Transcript]) -> AssetCheckResult:
+def speaker_words_attributed(
+    speaker_transcript: dict[str, SpeakerTranscript], transcript: dict[str, Transcript]
+) -> AssetCheckResult:
     return each(speaker_transcript, lambda k: checks.check_speaker_transcript(speaker_transcript[k], transcript[k]))
 
 
 @asset_check(
-    asset=topic_tree, partitions_def=audio_files, blocking=True,
+    asset=topic_tree,
+    partitions_def=audio_files,
+    blocking=True,
     description="L1 nodes tile the whole duration; children tile their parent; titles and summaries; depth bounded.",
 )
 def topic_tree_tiles(topic_tree: dict[str, TopicTree]) -> AssetCheckResult:
@@ -93,7 +109,9 @@ def topic_tree_tiles(topic_tree: dict[str, TopicTree]) -> AssetCheckResult:
 
 
 @asset_check(
-    asset=topic_tree, partitions_def=audio_files, blocking=False,
+    asset=topic_tree,
+    partitions_def=audio_files,
+    blocking=False,
     additional_ins={"speaker_transcript": AssetIn("speaker_transcript")},
     description="(warning) No stage fell back; every title grounded in its span; no prompt echo or first-words titles.",
 )
@@ -109,7 +127,9 @@ def topic_tree_quality(
 
 
 @asset_check(
-    asset=embeddings, partitions_def=audio_files, blocking=True,
+    asset=embeddings,
+    partitions_def=audio_files,
+    blocking=True,
     additional_ins={"speaker_transcript": AssetIn("speaker_transcript"), "topic_tree": AssetIn("topic_tree")},
     description="One row per chunk and node, no duplicates after a rerun, the model's dimension, no NaN.",
 )
@@ -123,13 +143,20 @@ def embeddings_rows_valid(
     with ollama.get_client() as client:
         model_dim = client.embedding_dim(ollama.embed_model)
     store = SegmentStore.for_model(storage.layout.lancedb, ollama.embed_model)
-    return each(embeddings, lambda k: checks.check_embeddings(
-        store.partition_summary(k), len(build_records(speaker_transcript[k], topic_tree[k])), model_dim,
-    ))
+    return each(
+        embeddings,
+        lambda k: checks.check_embeddings(
+            store.partition_summary(k),
+            len(build_records(speaker_transcript[k], topic_tree[k])),
+            model_dim,
+        ),
+    )
 
 
 @asset_check(
-    asset=viz, partitions_def=audio_files, blocking=True,
+    asset=viz,
+    partitions_def=audio_files,
+    blocking=True,
     additional_ins={"speaker_transcript": AssetIn("speaker_transcript"), "topic_tree": AssetIn("topic_tree")},
     description="The page exists, names every topic node, and escapes transcript text.",
 )

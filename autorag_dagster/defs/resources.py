@@ -64,7 +64,9 @@ class GpuResource(ConfigurableResource):
             context.add_output_metadata({"gpu_timeline": MetadataValue.md(tenancy.timeline_markdown())})
 
     @contextmanager
-    def tenant(self, context: AssetExecutionContext, name: str, client: OllamaClient | None = None) -> Iterator[GpuTenancy]:
+    def tenant(
+        self, context: AssetExecutionContext, name: str, client: OllamaClient | None = None
+    ) -> Iterator[GpuTenancy]:
         """Hold the card as ``name`` (``whisper``, ``diarizer``, ``embedder``) for the block."""
         with self.tenancy(context, client) as tenancy, tenancy.tenant(name):
             yield tenancy

@@ -112,8 +112,11 @@ def evaluate_nightly_backfill(
             f"All {len(keys) - len(unreadable)} readable audio file(s) in {storage.audio_dir} are up to date.{left_out}"
         )
     stale = sorted(reasons)
-    context.log.info(f"{len(stale)} stale file(s), {hashes.hashed} hashed: " + "; ".join(
-        f"{k} ({why})" for k, why in sorted(reasons.items())[:20]) + left_out)
+    context.log.info(
+        f"{len(stale)} stale file(s), {hashes.hashed} hashed: "
+        + "; ".join(f"{k} ({why})" for k, why in sorted(reasons.items())[:20])
+        + left_out
+    )
     return RunRequest(
         run_key=None,
         tags={

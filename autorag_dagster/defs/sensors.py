@@ -95,7 +95,10 @@ def audio_folder_sensor(
         run_requests=requests,
         dynamic_partitions_requests=[audio_files.build_add_request(new_keys)] if new_keys else [],
         cursor=json.dumps(cursor, sort_keys=True),
-        skip_reason=None if requests else SkipReason(
-            f"No new or changed audio in {storage.audio_dir}" + (f"; {len(waiting)} still being written" if waiting else "")
+        skip_reason=None
+        if requests
+        else SkipReason(
+            f"No new or changed audio in {storage.audio_dir}"
+            + (f"; {len(waiting)} still being written" if waiting else "")
         ),
     )

@@ -47,9 +47,7 @@ class GpuTenancy:
         entry = {
             "event": event,
             "tenant": tenant,
-            "at": datetime.fromtimestamp(self._wall0 + started - self._t0, UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "at": datetime.fromtimestamp(self._wall0 + started - self._t0, UTC).isoformat(timespec="milliseconds"),
             "t_s": round(started - self._t0, 3),
             "duration_s": round(now - started, 3),
             **detail,
@@ -80,7 +78,9 @@ class GpuTenancy:
         context = next(
             (m.context_length for m in self.client.ps() if canonical_name(m.name) == canonical_name(model)), None
         )
-        self._record("warm", "llm", started, model=model, num_ctx=num_ctx, context_length=context, load_s=round(load_s, 3))
+        self._record(
+            "warm", "llm", started, model=model, num_ctx=num_ctx, context_length=context, load_s=round(load_s, 3)
+        )
         if context != num_ctx:
             self.log(
                 f"warning: {model} is resident with context {context}, not the requested num_ctx {num_ctx}"

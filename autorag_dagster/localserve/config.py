@@ -128,7 +128,9 @@ def _not_offered(config: ServerConfig) -> str:
     offered = ", ".join(config.offered)
     real = ", ".join(s.name for s in STAND_INS)
     if config.deterministic:
-        return f"this server offers {offered} ({real} run on a real Ollama; tests that need the names set stand_in_names)"
+        return (
+            f"this server offers {offered} ({real} run on a real Ollama; tests that need the names set stand_in_names)"
+        )
     return (
         f"this server offers only the models it really runs ({offered}); {real} run on a real Ollama;"
         " the deterministic test models (deterministic-llm, deterministic-embed) need the deterministic option"

@@ -77,7 +77,9 @@ class LoadedModel:
         """What the runner holds now (a llama.cpp runner grows as slots get their own context)."""
         held = self.runner.memory()
         if held is not None:
-            return Memory(held.size, held.source, {**held.figures, "kv_cache_bytes_computed": self.kv_cache_bytes_computed})
+            return Memory(
+                held.size, held.source, {**held.figures, "kv_cache_bytes_computed": self.kv_cache_bytes_computed}
+            )
         figures = {"weights_bytes_computed": self.spec.size, "kv_cache_bytes_computed": self.kv_cache_bytes_computed}
         return Memory(sum(figures.values()), "computed", figures)
 

@@ -117,9 +117,7 @@ class ClientStats:
 
 
 def _validation_summary(exc: ValidationError, limit: int = 5) -> str:
-    parts = [
-        f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in exc.errors()[:limit]
-    ]
+    parts = [f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in exc.errors()[:limit]]
     return "; ".join(parts)
 
 
@@ -241,7 +239,11 @@ class OllamaClient:
 
     def _options(self, num_ctx: int | None) -> dict[str, Any]:
         # num_predict is a sampling option: unlike num_ctx it never makes Ollama reload the model.
-        return {"num_ctx": num_ctx or self.num_ctx, "temperature": self.temperature, "num_predict": self.max_output_tokens}
+        return {
+            "num_ctx": num_ctx or self.num_ctx,
+            "temperature": self.temperature,
+            "num_predict": self.max_output_tokens,
+        }
 
     def _chat(self, model: str, messages: list[dict], schema: dict, num_ctx: int | None) -> ollama.ChatResponse:
         with self.stats.in_flight_request():
@@ -368,9 +370,7 @@ class OllamaClient:
         model = model or self.llm_model
         confirm_timeout = self.evict_confirm_s if confirm_timeout is None else confirm_timeout
         try:
-            self._call(
-                "/api/generate", lambda: self._client.generate(model, "", keep_alive=0), model=model
-            )
+            self._call("/api/generate", lambda: self._client.generate(model, "", keep_alive=0), model=model)
         except ModelNotFoundError:
             return
         deadline = time.monotonic() + confirm_timeout

@@ -44,7 +44,9 @@ class OllamaConfig(BaseModel):
     keep_alive: str = Field("5m", description="keep_alive sent with every LLM request ('5m', '1h', -1, 0).")
     max_concurrency: int = Field(8, ge=1, le=256, description="LLM requests in flight in batched stages.")
     request_timeout: float = Field(600.0, gt=0, description="Seconds before one Ollama request times out.")
-    request_retries: int = Field(3, ge=0, le=20, description="Retries for busy (503), timeouts and dropped connections.")
+    request_retries: int = Field(
+        3, ge=0, le=20, description="Retries for busy (503), timeouts and dropped connections."
+    )
     validation_retries: int = Field(2, ge=0, le=10, description="Re-asks when an LLM answer fails its schema.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature of every LLM answer.")
     llm_max_output_tokens: int = Field(

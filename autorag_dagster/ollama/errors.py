@@ -24,8 +24,7 @@ class ModelNotFoundError(OllamaError):
     def __init__(self, model: str, base_url: str):
         self.model, self.base_url = model, base_url
         super().__init__(
-            f"Model {model!r} is not pulled on the Ollama server at {base_url}. "
-            f"Pull it with {pull_commands([model])}."
+            f"Model {model!r} is not pulled on the Ollama server at {base_url}. Pull it with {pull_commands([model])}."
         )
 
 
@@ -116,6 +115,5 @@ class LLMOutputError(OllamaError):
         self.raw_answers, self.errors = raw_answers, errors
         last = errors[-1] if errors else "no answer"
         super().__init__(
-            f"{model} gave no answer matching {schema_name} in {len(raw_answers)} attempts;"
-            f" last problem: {last}"
+            f"{model} gave no answer matching {schema_name} in {len(raw_answers)} attempts; last problem: {last}"
         )

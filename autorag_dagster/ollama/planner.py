@@ -257,8 +257,17 @@ class Footprint:
         per_slot = shape.kv_bytes_per_slot(num_ctx, kv_type)
         kv = per_slot * parallel
         overhead = overhead_bytes(shape.weights_bytes, kv)
-        return cls(shape.name, num_ctx, parallel, kv_type, shape.weights_bytes, per_slot, kv, overhead,
-                   shape.weights_bytes + kv + overhead)
+        return cls(
+            shape.name,
+            num_ctx,
+            parallel,
+            kv_type,
+            shape.weights_bytes,
+            per_slot,
+            kv,
+            overhead,
+            shape.weights_bytes + kv + overhead,
+        )
 
 
 def trade_down(num_ctx: int, parallel: int) -> list[tuple[int, int]]:
@@ -419,8 +428,18 @@ def measure(client: OllamaClient, plan: Plan, shape: ModelShape) -> Measured:
     num_ctx = running.context_length or plan.llm.num_ctx
     planned = Footprint.of(shape, num_ctx, plan.llm.parallel, plan.llm.kv_type).total_bytes
     off = running.size - planned
-    return Measured(model, round(seconds, 3), num_ctx, plan.llm.parallel, plan.llm.kv_type, planned,
-                    running.size, running.size_vram, off, round(100 * off / planned, 2))
+    return Measured(
+        model,
+        round(seconds, 3),
+        num_ctx,
+        plan.llm.parallel,
+        plan.llm.kv_type,
+        planned,
+        running.size,
+        running.size_vram,
+        off,
+        round(100 * off / planned, 2),
+    )
 
 
 # --- output ---------------------------------------------------------------------------------

@@ -6,15 +6,30 @@ from autorag_dagster.core.types import Diarization, Segment, SpeakerTurn, Transc
 
 def transcript(*words: tuple[float, float, str]) -> Transcript:
     return Transcript(
-        key="k.wav", language="en", duration_s=30.0, model="tiny.en", device="cpu",
-        segments=[Segment(id=0, start=words[0][0], end=words[-1][1], text=" ".join(w[2] for w in words),
-                          words=[Word(start=s, end=e, text=t) for s, e, t in words])],
+        key="k.wav",
+        language="en",
+        duration_s=30.0,
+        model="tiny.en",
+        device="cpu",
+        segments=[
+            Segment(
+                id=0,
+                start=words[0][0],
+                end=words[-1][1],
+                text=" ".join(w[2] for w in words),
+                words=[Word(start=s, end=e, text=t) for s, e, t in words],
+            )
+        ],
     )
 
 
 def diarization(*turns: tuple[float, float, str]) -> Diarization:
-    return Diarization(key="k.wav", backend="test", duration_s=30.0,
-                       turns=[SpeakerTurn(start=s, end=e, speaker=spk) for s, e, spk in turns])
+    return Diarization(
+        key="k.wav",
+        backend="test",
+        duration_s=30.0,
+        turns=[SpeakerTurn(start=s, end=e, speaker=spk) for s, e, spk in turns],
+    )
 
 
 def speakers_of(result) -> list[str]:

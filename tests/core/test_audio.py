@@ -64,8 +64,20 @@ def test_video_containers_use_their_audio_stream(source, tmp_path, ext):
     args, codec = VIDEOS[ext]
     path = tmp_path / f"clip.{ext}"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", f"color=c=navy:s=64x64:r=5:d={duration}",
-         "-i", str(wav), *args, str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=navy:s=64x64:r=5:d={duration}",
+            "-i",
+            str(wav),
+            *args,
+            str(path),
+        ],
         check=True,
     )
     decoded = decode(path)
@@ -75,8 +87,19 @@ def test_video_containers_use_their_audio_stream(source, tmp_path, ext):
 
 def _video_without_audio(path):
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=64x64:r=5:d=2",
-         "-c:v", "libx264", str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=64x64:r=5:d=2",
+            "-c:v",
+            "libx264",
+            str(path),
+        ],
         check=True,
     )
 

@@ -68,7 +68,10 @@ def test_vtt_parses_back_with_header_escaping_and_voices():
     assert text.startswith("WEBVTT\n\n")
     captions = webvtt.from_string(text).captions
     assert [(c.start, c.end) for c in captions] == [
-        ("00:00:00.000", "00:00:01.250"), ("00:01:01.500", "01:02:05.004"), ("01:02:05.500", "01:02:06.000")]
+        ("00:00:00.000", "00:00:01.250"),
+        ("00:01:01.500", "01:02:05.004"),
+        ("01:02:05.500", "01:02:06.000"),
+    ]
     assert html.unescape(captions[2].text) == "Fish & <chips>"
     assert "&amp;" in text and "<chips>" not in text
 
@@ -82,8 +85,10 @@ def test_srt_prefixes_speakers():
 
 
 def test_rttm_parses_back_into_the_same_turns(tmp_path):
-    turns = [SpeakerTurn(start=3.0, end=4.5, speaker="SPEAKER_01"),
-             SpeakerTurn(start=0.25, end=2.0, speaker="SPEAKER_00")]
+    turns = [
+        SpeakerTurn(start=3.0, end=4.5, speaker="SPEAKER_01"),
+        SpeakerTurn(start=0.25, end=2.0, speaker="SPEAKER_00"),
+    ]
     diarization = Diarization(key="team calls/monday call.wav", backend="resemblyzer", duration_s=5.0, turns=turns)
     text = to_rttm(diarization)
     assert all(len(line.split()) == 10 and line.startswith("SPEAKER ") for line in text.splitlines())
@@ -92,23 +97,48 @@ def test_rttm_parses_back_into_the_same_turns(tmp_path):
     [(uri, annotation)] = load_rttm(path).items()
     assert uri == "team_calls/monday_call.wav"
     assert [(round(s.start, 3), round(s.end, 3), label) for s, _, label in annotation.itertracks(yield_label=True)] == [
-        (0.25, 2.0, "SPEAKER_00"), (3.0, 4.5, "SPEAKER_01")]
+        (0.25, 2.0, "SPEAKER_00"),
+        (3.0, 4.5, "SPEAKER_01"),
+    ]
 
 
 def test_exports_write_every_format_into_the_folder(tmp_path):
     words = [Word(start=0.5, end=0.9, text="Hello"), Word(start=1.0, end=1.4, text="world.")]
-    transcript = Transcript(key="a.wav", language="en", duration_s=2.0, model="tiny.en", device="cpu",
-                            segments=[Segment(id=0, start=0.5, end=1.4, text="Hello world.", words=words)])
-    diarization = Diarization(key="a.wav", backend="resemblyzer", duration_s=2.0,
-                              turns=[SpeakerTurn(start=0.4, end=1.5, speaker="SPEAKER_00")])
-    spoken = SpeakerTranscript(key="a.wav", duration_s=2.0, language="en", utterances=[
-        Utterance(speaker="SPEAKER_00", start=0.5, end=1.4, text="Hello world.",
-                  words=[SpeakerWord(**w.model_dump(), speaker="SPEAKER_00") for w in words])])
+    transcript = Transcript(
+        key="a.wav",
+        language="en",
+        duration_s=2.0,
+        model="tiny.en",
+        device="cpu",
+        segments=[Segment(id=0, start=0.5, end=1.4, text="Hello world.", words=words)],
+    )
+    diarization = Diarization(
+        key="a.wav",
+        backend="resemblyzer",
+        duration_s=2.0,
+        turns=[SpeakerTurn(start=0.4, end=1.5, speaker="SPEAKER_00")],
+    )
+    spoken = SpeakerTranscript(
+        key="a.wav",
+        duration_s=2.0,
+        language="en",
+        utterances=[
+            Utterance(
+                speaker="SPEAKER_00",
+                start=0.5,
+                end=1.4,
+                text="Hello world.",
+                words=[SpeakerWord(**w.model_dump(), speaker="SPEAKER_00") for w in words],
+            )
+        ],
+    )
     folder = tmp_path / "exports" / "a-wav"
 
-    paths = {**{f"transcript.{k}": p for k, p in export_transcript(transcript, folder).items()},
-             **{f"diarization.{k}": p for k, p in export_diarization(diarization, folder).items()},
-             **{f"speaker_transcript.{k}": p for k, p in export_speaker_transcript(spoken, folder).items()}}
+    paths = {
+        **{f"transcript.{k}": p for k, p in export_transcript(transcript, folder).items()},
+        **{f"diarization.{k}": p for k, p in export_diarization(diarization, folder).items()},
+        **{f"speaker_transcript.{k}": p for k, p in export_speaker_transcript(spoken, folder).items()},
+    }
 
     assert {p.name for p in paths.values()} == set(paths) == {p.name for p in folder.iterdir()}
     assert Transcript.model_validate_json(paths["transcript.json"].read_text()) == transcript

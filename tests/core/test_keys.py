@@ -86,7 +86,7 @@ ODD_NAMES = [
     "café résumé — ünïcode.flac",
     "会议记录.mp3",
     "Здравствуйте.ogg",
-    "it's \"quoted\" & <odd>.m4a",
+    'it\'s "quoted" & <odd>.m4a',
     "semi;colon,comma#hash%percent.opus",
     "sub dir/nested name.webm",
     "sub_dir/nested_name.webm",

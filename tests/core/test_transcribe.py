@@ -34,11 +34,23 @@ def test_other_models_go_to_faster_whisper_unchanged(name):
 
 
 def test_settings_configure_the_transcriber():
-    settings = load_settings(whisper_model="small.en", whisper_device="cpu", whisper_batch_size=8,
-                             whisper_language="en", cpu_threads=2, whisper_compute_type="int8_float32")
+    settings = load_settings(
+        whisper_model="small.en",
+        whisper_device="cpu",
+        whisper_batch_size=8,
+        whisper_language="en",
+        cpu_threads=2,
+        whisper_compute_type="int8_float32",
+    )
     t = Transcriber.from_config(settings.whisper_config)
     assert (t.model, t.device, t.batch_size, t.language, t.cpu_threads, t.compute_type) == (
-        "small.en", "cpu", 8, "en", 2, "int8_float32")
+        "small.en",
+        "cpu",
+        8,
+        "en",
+        2,
+        "int8_float32",
+    )
     assert not t.loaded
 
 
@@ -108,10 +120,15 @@ def batched_transcriber():
 
 
 # Here tiny.en's batched inference ends the last word of the head of "Thank you." at 0.22 s.
-@pytest.mark.parametrize(("mode", "text", "part"), [
-    ("sequential", "No.", "head"), ("sequential", "Thank you.", "tail"),
-    ("batched", "Thank you.", "head"), ("batched", "Okay.", "tail"),
-])
+@pytest.mark.parametrize(
+    ("mode", "text", "part"),
+    [
+        ("sequential", "No.", "head"),
+        ("sequential", "Thank you.", "tail"),
+        ("batched", "Thank you.", "head"),
+        ("batched", "Okay.", "tail"),
+    ],
+)
 def test_a_0_2_s_clip_is_transcribed_with_every_time_inside_it(mode, text, part, request):
     transcriber = request.getfixturevalue("transcriber" if mode == "sequential" else "batched_transcriber")
     transcript = transcriber.transcribe(short_clip(text, part), "clip.wav").transcript
@@ -128,11 +145,21 @@ class PastTheEnd:
     its timestamp tokens and its stretching of a long last word can."""
 
     def transcribe(self, audio, **options):
-        words = [SimpleNamespace(start=-0.01, end=0.12, word=" Thank", probability=0.9),
-                 SimpleNamespace(start=0.12, end=0.31, word=" you.", probability=0.8)]
-        segments = [SimpleNamespace(start=0.0, end=0.31, text=" Thank you.", words=words, avg_logprob=-0.3, no_speech_prob=0.1),
-                    SimpleNamespace(start=0.26, end=0.4, text=" Bye.", avg_logprob=-0.9, no_speech_prob=0.5,
-                                    words=[SimpleNamespace(start=0.26, end=0.4, word=" Bye.", probability=0.2)])]
+        words = [
+            SimpleNamespace(start=-0.01, end=0.12, word=" Thank", probability=0.9),
+            SimpleNamespace(start=0.12, end=0.31, word=" you.", probability=0.8),
+        ]
+        segments = [
+            SimpleNamespace(start=0.0, end=0.31, text=" Thank you.", words=words, avg_logprob=-0.3, no_speech_prob=0.1),
+            SimpleNamespace(
+                start=0.26,
+                end=0.4,
+                text=" Bye.",
+                avg_logprob=-0.9,
+                no_speech_prob=0.5,
+                words=[SimpleNamespace(start=0.26, end=0.4, word=" Bye.", probability=0.2)],
+            ),
+        ]
         return iter(segments), SimpleNamespace(language="en", language_probability=0.99)
 
 
@@ -142,7 +169,10 @@ def test_times_past_the_end_of_the_audio_are_clamped_to_it():
     transcript = transcriber.transcribe(np.zeros(round(CLIP_S * 16000), dtype=np.float32), "clip.wav").transcript
     assert [(s.start, s.end) for s in transcript.segments] == [(0.0, CLIP_S), (CLIP_S, CLIP_S)]
     assert [(w.text, w.start, w.end) for w in transcript.words] == [
-        ("Thank", 0.0, 0.12), ("you.", 0.12, CLIP_S), ("Bye.", CLIP_S, CLIP_S)]
+        ("Thank", 0.0, 0.12),
+        ("you.", 0.12, CLIP_S),
+        ("Bye.", CLIP_S, CLIP_S),
+    ]
     assert check_transcript(transcript, CLIP_S, speech_expected=True) == []  # the check itself stays strict:
     late = transcript.model_copy(deep=True)
     late.segments[0].words[1].end = 0.31

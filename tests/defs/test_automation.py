@@ -55,7 +55,7 @@ def write(path, data: bytes = b"RIFF....WAVE", mtime: float | None = OLD):
 
 def tone(path, hz: float, seconds: float = 0.5):
     """A short real wav (the schedule probes files before it backfills them)."""
-    samples = (8000 * np.sin(2 * np.pi * hz * np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE))
+    samples = 8000 * np.sin(2 * np.pi * hz * np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE)
     write_wav(path, samples)
     os.utime(path, (OLD, OLD))
 
@@ -150,8 +150,14 @@ def test_nightly_backfill_selects_missing_and_stale_files_as_one_run(instance, f
                 AssetMaterialization(asset_key, partition=key, tags={"dagster/code_version": version or ""})
             )
         info = AudioInfo(
-            key=key, path=str(folder / key), sha256=sha256_file(folder / key), size_bytes=1, duration_s=1.0,
-            source_sample_rate=16000, source_channels=1, pcm_path="x.npy",
+            key=key,
+            path=str(folder / key),
+            sha256=sha256_file(folder / key),
+            size_bytes=1,
+            duration_s=1.0,
+            source_sample_rate=16000,
+            source_channels=1,
+            pcm_path="x.npy",
         )
         settings.layout.write_stored("audio", key, info)
 

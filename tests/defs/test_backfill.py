@@ -30,7 +30,9 @@ def test_three_files_in_one_run_load_each_model_once(pipeline, two_speakers, thr
     one_run = run_range(pipeline, keys)
     assert one_run.success, failure_text(one_run)
     materialised = {
-        (e.asset_key.path[-1], e.partition) for e in one_run.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        (e.asset_key.path[-1], e.partition)
+        for e in one_run.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
     }
     assert {("topic_tree", k) for k in keys} <= materialised and {("viz", k) for k in keys} <= materialised
 

@@ -14,7 +14,10 @@ def test_one_run_for_the_folder_and_a_failing_file_fails_alone(tmp_path, local_o
     for key, source in (("a.wav", two_speakers), ("c.wav", three_speakers)):
         shutil.copy(source.path, audio_dir / key)
     settings = load_settings(
-        ollama_base_url=local_ollama.url, audio_dir=audio_dir, data_dir=tmp_path / "data", num_ctx=2048,
+        ollama_base_url=local_ollama.url,
+        audio_dir=audio_dir,
+        data_dir=tmp_path / "data",
+        num_ctx=2048,
         max_concurrency=4,
     )
     with EmbeddedDagster(settings) as dagster:

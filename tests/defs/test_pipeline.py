@@ -12,15 +12,22 @@ from autorag_dagster.core.store import SegmentStore
 from tests.support.dagster_runs import errors_passed, failure_text
 
 CHECKS = {
-    "audio_is_decoded", "transcript_words_valid", "diarization_turns_valid", "speaker_words_attributed",
-    "topic_tree_tiles", "topic_tree_quality", "embeddings_rows_valid", "viz_page_complete",
+    "audio_is_decoded",
+    "transcript_words_valid",
+    "diarization_turns_valid",
+    "speaker_words_attributed",
+    "topic_tree_tiles",
+    "topic_tree_quality",
+    "embeddings_rows_valid",
+    "viz_page_complete",
 }
 
 
 def materialised(result) -> dict:
     return {
         e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
-        for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
     }
 
 
@@ -64,12 +71,16 @@ def test_every_asset_and_check_then_a_rerun_without_llm_calls(pipeline, two_spea
     assert errors_passed(second)
 
     # The index maintenance makes the table searchable with full text and hybrid search.
-    index_run = pipeline.defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection={__import__("dagster").AssetKey("lancedb_index")}
-    ).execute_in_process(instance=pipeline.instance)
+    index_run = (
+        pipeline.defs.resolve_implicit_global_asset_job_def()
+        .get_subset(asset_selection={__import__("dagster").AssetKey("lancedb_index")})
+        .execute_in_process(instance=pipeline.instance)
+    )
     assert index_run.success
     client = ollama.Client(server.url)
-    hits = search(store, "trees planted near the river", embed=lambda t: client.embed("nomic-embed-text", t).embeddings, k=3)
+    hits = search(
+        store, "trees planted near the river", embed=lambda t: client.embed("nomic-embed-text", t).embeddings, k=3
+    )
     assert hits and hits[0].file == "garden meeting.wav"
 
 
@@ -107,8 +118,10 @@ def test_a_model_that_is_not_pulled_fails_the_topic_tree_legibly(tmp_path, local
     settings = load_settings(ollama_base_url=server.url, audio_dir=audio_dir, data_dir=tmp_path / "data")
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(audio_files.name, ["a.wav"])
-        result = build_definitions(settings).resolve_job_def("process_audio").execute_in_process(
-            partition_key="a.wav", instance=instance, raise_on_error=False
+        result = (
+            build_definitions(settings)
+            .resolve_job_def("process_audio")
+            .execute_in_process(partition_key="a.wav", instance=instance, raise_on_error=False)
         )
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]

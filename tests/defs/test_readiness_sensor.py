@@ -52,14 +52,24 @@ def test_unreachable_server_skips_with_how_to_start_it():
 
 def test_resource_mirrors_the_settings_in_its_client():
     settings = load_settings(
-        ollama_base_url="http://ollama:11434", llm_model="qwen3:8b", num_ctx=4096, num_ctx_l1=16384,
-        keep_alive=-1, max_concurrency=4, request_timeout=30, validation_retries=1, llm_temperature=0.2,
+        ollama_base_url="http://ollama:11434",
+        llm_model="qwen3:8b",
+        num_ctx=4096,
+        num_ctx_l1=16384,
+        keep_alive=-1,
+        max_concurrency=4,
+        request_timeout=30,
+        validation_retries=1,
+        llm_temperature=0.2,
     )
     resource = OllamaResource.from_settings(settings)
 
     with resource.get_client() as client:
         assert (client.base_url, client.llm_model, client.embed_model) == (
-            "http://ollama:11434", "qwen3:8b", "nomic-embed-text")
+            "http://ollama:11434",
+            "qwen3:8b",
+            "nomic-embed-text",
+        )
         assert (client.num_ctx, client.keep_alive, client.max_concurrency) == (4096, "-1s", 4)
         assert (client.timeout, client.validation_retries, client.temperature) == (30, 1, 0.2)
     assert resource.num_ctx_l1 == 16384 and resource.required_models == ["qwen3:8b", "nomic-embed-text"]

@@ -37,7 +37,10 @@ def test_good_file_materialises_with_checks_and_bad_files_fail_alone(pipeline, t
 
     checks = good.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {
-        "audio_is_decoded", "transcript_words_valid", "diarization_turns_valid", "speaker_words_attributed",
+        "audio_is_decoded",
+        "transcript_words_valid",
+        "diarization_turns_valid",
+        "speaker_words_attributed",
     }
     assert all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks if not c.passed]
 
@@ -52,7 +55,8 @@ def test_good_file_materialises_with_checks_and_bad_files_fail_alone(pipeline, t
 
     materialised = {
         e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
-        for e in good.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        for e in good.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
     }
     transcript_md = materialised["transcript"]
     assert transcript_md["language"].value == "en"

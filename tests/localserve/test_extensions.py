@@ -96,7 +96,9 @@ def test_invalid_configuration_names_the_variable(env, named):
 
 
 def test_unknown_models_backends_and_settings_are_refused():
-    with pytest.raises(ConfigError, match=r"cannot pre-pull \['llama9'\]: this server offers only the models it really"):
+    with pytest.raises(
+        ConfigError, match=r"cannot pre-pull \['llama9'\]: this server offers only the models it really"
+    ):
         ServerConfig.from_env({}, pulled=["llama9"])
     magic = replace(DETERMINISTIC_TINY, name="deterministic-magic:latest", backend="magic")
     with pytest.raises(ConfigError, match="unknown backend"):

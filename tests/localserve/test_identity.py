@@ -76,7 +76,8 @@ def test_the_deterministic_models_answer_under_their_own_names_with_the_option(t
         assert len(client.embed(DETERMINISTIC_EMBED, "rivers").embeddings[0]) == 768
         details = {m["name"]: m["details"] for m in httpx.get(f"{server.url}/api/tags").json()["models"]}
         assert {name: d["backend"] for name, d in details.items()} == {
-            DLLM: "deterministic", DETERMINISTIC_EMBED: "deterministic"
+            DLLM: "deterministic",
+            DETERMINISTIC_EMBED: "deterministic",
         }
         assert {d["family"] for d in details.values()} == {"deterministic"}
         row = next(r for r in httpx.get(f"{server.url}/api/ps").json()["models"] if r["name"] == DLLM)
@@ -124,7 +125,10 @@ def test_readiness_says_when_it_talks_to_the_packaged_server(local_ollama_factor
         assert "nomic-embed-text (deterministic test backend, not a language model)" in ready.message
         missing = check_models(client, ["smollm2:135m", "all-minilm"])
         assert not missing.ready and missing.missing == ["all-minilm"]
-        assert "on the packaged autorag server (not Ollama" in missing.message and "autorag pull all-minilm" in missing.message
+        assert (
+            "on the packaged autorag server (not Ollama" in missing.message
+            and "autorag pull all-minilm" in missing.message
+        )
 
 
 def test_test_routes_exist_only_for_tests(plain, local_ollama):
@@ -140,7 +144,9 @@ def test_the_spawned_server_names_itself_and_each_model_with_its_backend(local_o
     assert f"autorag packaged Ollama-compatible server {SERVER_VERSION} (not Ollama)" in output
     assert "smollm2:135m: llama.cpp on the CPU [backend llama_cpp]" in output
     assert "all-minilm:latest: sentence-transformers on the CPU [backend sentence_transformers]" in output
-    assert "deterministic-llm:latest: deterministic test backend, not a language model [backend deterministic]" in output
+    assert (
+        "deterministic-llm:latest: deterministic test backend, not a language model [backend deterministic]" in output
+    )
     gemma = next(line for line in output.splitlines() if line.strip().startswith("gemma4:latest:"))
     assert "[backend deterministic], a stand-in for tests, NOT gemma4:latest; pulled" in gemma
     assert "test routes on" in output
@@ -154,4 +160,6 @@ def test_ollama_serve_refuses_a_real_name_it_cannot_run(tmp_path):
     result = CliRunner().invoke(app, ["ollama-serve", "--models-dir", str(tmp_path), "--pull", "gemma4"])
     assert result.exit_code == 2
     flat = " ".join(result.output.split())
-    assert "cannot pre-pull ['gemma4']" in flat and "gemma4:latest, nomic-embed-text:latest run on a real Ollama" in flat
+    assert (
+        "cannot pre-pull ['gemma4']" in flat and "gemma4:latest, nomic-embed-text:latest run on a real Ollama" in flat
+    )

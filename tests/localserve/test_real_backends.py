@@ -152,7 +152,10 @@ def test_ps_shows_measured_cpu_memory_and_the_context(server, http):
         memory = row["memory"]
         # size is what the process really gained while the model loaded, on the CPU: no VRAM
         assert (memory["source"], memory["device"], memory["backend"], row["size_vram"]) == (
-            "measured", "CPU", backend, 0
+            "measured",
+            "CPU",
+            backend,
+            0,
         )
         assert row["size"] == memory["rss_growth_bytes_measured"] > 0
         assert loads[row["name"]]["size"] == row["size"] and loads[row["name"]]["memory_source"] == "measured"
@@ -160,7 +163,9 @@ def test_ps_shows_measured_cpu_memory_and_the_context(server, http):
     # llama.cpp's own count of its tensor bytes is close to the GGUF's size; the process held at least that
     assert 0.9 * GGUF.stat().st_size < llm["memory"]["weights_bytes_reported"] <= GGUF.stat().st_size
     # KV cache per slot, computed from the shape: 2 x 30 blocks x 2048 x 3 KV heads x 64 x 2 bytes (f16)
-    assert llm["memory"]["kv_cache_bytes_computed"] == loads[LLM]["kv_cache_bytes_computed"] == 2 * 30 * 2048 * 3 * 64 * 2
+    assert (
+        llm["memory"]["kv_cache_bytes_computed"] == loads[LLM]["kv_cache_bytes_computed"] == 2 * 30 * 2048 * 3 * 64 * 2
+    )
     assert llm["size"] > llm["memory"]["weights_bytes_reported"]
     assert llm["context_length"] == 2048
     # all-MiniLM-L6-v2's 22.7M float32 parameters, and its small buffers (position ids)
@@ -237,7 +242,9 @@ def test_parallel_slots_answer_concurrent_requests_as_if_each_ran_alone(local_ol
     options = {**OPTIONS, "num_predict": 16}
     bodies = [{**chat_body(LLM, question), "options": options} for question in ("Name a fruit.", "Name a city.")]
     together = [r.json()["message"]["content"] for r in post_concurrently(server.url, "/api/chat", bodies)]
-    alone = [httpx.post(f"{server.url}/api/chat", json=body, timeout=120).json()["message"]["content"] for body in bodies]
+    alone = [
+        httpx.post(f"{server.url}/api/chat", json=body, timeout=120).json()["message"]["content"] for body in bodies
+    ]
     assert together == alone and together[0] != together[1]
     assert max_in_flight(server.events()) == {LLM: 2}
 

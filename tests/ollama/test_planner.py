@@ -302,8 +302,12 @@ def test_tune_prints_the_table_the_reasons_and_the_env_lines(qwen_server, autora
     assert result.exit_code == 0, result.output
     assert "VRAM plan" in result.output and "KV cache" in result.output
     assert "8 slots x 8192 tokens" in result.output
-    for line in ("OLLAMA_NUM_PARALLEL=8", "OLLAMA_KV_CACHE_TYPE=q8_0", "AUTORAG_NUM_CTX=8192",
-                 "AUTORAG_MAX_CONCURRENCY=8"):
+    for line in (
+        "OLLAMA_NUM_PARALLEL=8",
+        "OLLAMA_KV_CACHE_TYPE=q8_0",
+        "AUTORAG_NUM_CTX=8192",
+        "AUTORAG_MAX_CONCURRENCY=8",
+    ):
         assert f"\n{line}\n" in result.output
 
 

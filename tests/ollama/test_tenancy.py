@@ -28,7 +28,9 @@ def test_whisper_after_a_warm_llm_evicts_it_first(server, client):
 
     assert tenancy.active is None
     assert [(e["event"], e["tenant"]) for e in tenancy.timeline] == [
-        ("evict", "whisper"), ("acquire", "whisper"), ("release", "whisper"),
+        ("evict", "whisper"),
+        ("acquire", "whisper"),
+        ("release", "whisper"),
     ]
     assert tenancy.timeline[0]["model"] == LLM
     assert any("evict [whisper]" in line for line in messages)
@@ -40,9 +42,7 @@ def test_llm_tenant_warms_with_the_run_context_and_evicts_on_exit(server, client
     with tenancy.tenant("llm"):
         (resident,) = client.ps()
         assert resident.name == LLM and resident.context_length == 8192
-        client.fan_out(
-            lambda i: client.chat_structured([{"role": "user", "content": f"passage {i}"}], Title), range(3)
-        )
+        client.fan_out(lambda i: client.chat_structured([{"role": "user", "content": f"passage {i}"}], Title), range(3))
 
     assert client.ps() == []
     assert [e["num_ctx"] for e in server.events(kind="load")] == [8192]
@@ -99,8 +99,7 @@ def test_timeline_is_ordered_and_renders_as_markdown(client):
     offsets = [e["t_s"] for e in tenancy.timeline]
     assert offsets == sorted(offsets)
     assert [e["at"] for e in tenancy.timeline] == sorted(e["at"] for e in tenancy.timeline)
-    assert [e["event"] for e in tenancy.timeline if e["event"] in ("acquire", "release")] == [
-        "acquire", "release"] * 3
+    assert [e["event"] for e in tenancy.timeline if e["event"] in ("acquire", "release")] == ["acquire", "release"] * 3
     table = tenancy.timeline_markdown().splitlines()
     assert table[0].startswith("| t (s) | event | tenant | model |")
     assert len(table) == 2 + len(tenancy.timeline)

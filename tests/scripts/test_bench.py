@@ -17,7 +17,16 @@ from typer.testing import CliRunner
 
 BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
 NUMBER = (int, float)
-ASSETS = {"audio", "transcript", "diarization", "speaker_transcript", "topic_tree", "embeddings", "viz", "lancedb_index"}
+ASSETS = {
+    "audio",
+    "transcript",
+    "diarization",
+    "speaker_transcript",
+    "topic_tree",
+    "embeddings",
+    "viz",
+    "lancedb_index",
+}
 
 
 def load_bench():
@@ -31,29 +40,74 @@ def load_bench():
 bench = load_bench()
 
 LLM = {
-    "source": str, "llm_calls": int, "prompt_tokens": int, "output_tokens": int, "llm_loads": int,
-    "llm_reloads": int, "max_in_flight": int, "embed_requests": int, "embed_loads": int,
+    "source": str,
+    "llm_calls": int,
+    "prompt_tokens": int,
+    "output_tokens": int,
+    "llm_loads": int,
+    "llm_reloads": int,
+    "max_in_flight": int,
+    "embed_requests": int,
+    "embed_loads": int,
 }
 MEMORY = {"self_mib": NUMBER, "children_mib": NUMBER}
 SHAPE = {
     "date": str,
     "command": str,
-    "machine": {"system": str, "arch": str, "cpu": str, "cpu_count": int, "cpus_usable": int, "ram_gib": NUMBER,
-                "gpus": list, "python": str},
+    "machine": {
+        "system": str,
+        "arch": str,
+        "cpu": str,
+        "cpu_count": int,
+        "cpus_usable": int,
+        "ram_gib": NUMBER,
+        "gpus": list,
+        "python": str,
+    },
     "versions": dict,
-    "settings": {"models": str, "minutes": NUMBER, "files": int, "repeat": int, "compare_per_file": bool,
-                 "search_rows": list, "queries": int, "pipeline": dict},
+    "settings": {
+        "models": str,
+        "minutes": NUMBER,
+        "files": int,
+        "repeat": int,
+        "compare_per_file": bool,
+        "search_rows": list,
+        "queries": int,
+        "pipeline": dict,
+    },
     "corpus": {"files": int, "audio_s": NUMBER, "durations_s": list},
     "graph": {
-        "runs": int, "wall_s": NUMBER, "wall_s_each": list, "realtime_factor": NUMBER, "steps_s": dict,
-        "whisper_loads": int, "llm": LLM,
-        "transcript_vs_raw": {"step_s": NUMBER, "raw_load_s": NUMBER, "raw_transcribe_s": NUMBER, "raw_s": NUMBER,
-                              "ratio": NUMBER},
+        "runs": int,
+        "wall_s": NUMBER,
+        "wall_s_each": list,
+        "realtime_factor": NUMBER,
+        "steps_s": dict,
+        "whisper_loads": int,
+        "llm": LLM,
+        "transcript_vs_raw": {
+            "step_s": NUMBER,
+            "raw_load_s": NUMBER,
+            "raw_transcribe_s": NUMBER,
+            "raw_s": NUMBER,
+            "ratio": NUMBER,
+        },
     },
-    "rerun": {"wall_s": NUMBER, "steps_s": dict, "cache_hits": int, "llm_calls": int, "llm_loads": int,
-              "embed_requests": int},
-    "per_file": {"wall_s": NUMBER, "runs": int, "whisper_loads": int, "llm_loads": int, "llm_calls": int,
-                 "embed_loads": int},
+    "rerun": {
+        "wall_s": NUMBER,
+        "steps_s": dict,
+        "cache_hits": int,
+        "llm_calls": int,
+        "llm_loads": int,
+        "embed_requests": int,
+    },
+    "per_file": {
+        "wall_s": NUMBER,
+        "runs": int,
+        "whisper_loads": int,
+        "llm_loads": int,
+        "llm_calls": int,
+        "embed_loads": int,
+    },
     "scale": list,
     "search": list,
     "memory": {"after_graph": MEMORY, "peak": MEMORY, "local_server_mib": NUMBER, "note": str},
@@ -77,8 +131,25 @@ def check_shape(value, expected, where: str = "report") -> None:
 @pytest.mark.slow
 def test_bench_writes_every_field_on_a_tiny_corpus(tmp_path):
     out = tmp_path / "bench.json"
-    args = ["--minutes", "0.3", "--files", "2", "--search-rows", "2000", "--queries", "5", "--compare-per-file",
-            "--models", "deterministic", "--workdir", str(tmp_path / "work"), "--out", str(out), "--scale", "1,2"]
+    args = [
+        "--minutes",
+        "0.3",
+        "--files",
+        "2",
+        "--search-rows",
+        "2000",
+        "--queries",
+        "5",
+        "--compare-per-file",
+        "--models",
+        "deterministic",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--out",
+        str(out),
+        "--scale",
+        "1,2",
+    ]
     result = CliRunner().invoke(bench.app, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "LanceDB search latency" in result.output

@@ -38,8 +38,9 @@ def test_arguments():
 @pytest.mark.slow
 def test_the_sample_with_the_deterministic_backend(tmp_path, capsys):
     path = tmp_path / "figures.json"
-    report = topic_bench.main(["--files", "sample", "--backend", "deterministic", "--work", str(tmp_path / "work"),
-                               "--json", str(path)])
+    report = topic_bench.main(
+        ["--files", "sample", "--backend", "deterministic", "--work", str(tmp_path / "work"), "--json", str(path)]
+    )
     assert json.loads(path.read_text()) == json.loads(json.dumps(report))
     [entry] = report["files"]
     assert entry["file"] == "sample" and 100 < entry["duration_s"] < 160
@@ -68,15 +69,17 @@ def test_the_sample_with_the_deterministic_backend(tmp_path, capsys):
     assert "Topic quality" in printed and "boundary F1" in printed and "deterministic" in printed
 
     # A second run reuses the audio and, when asked, the speech transcript (then not measured).
-    again = topic_bench.main(["--files", "sample", "--backend", "deterministic", "--work", str(tmp_path / "work"),
-                              "--reuse-speech"])
+    again = topic_bench.main(
+        ["--files", "sample", "--backend", "deterministic", "--work", str(tmp_path / "work"), "--reuse-speech"]
+    )
     assert again["files"][0]["speech"]["measured"] is False
     assert again["files"][0]["runs"][0]["figures"]["level1_nodes"] == figures["level1_nodes"]
 
 
 def test_the_script_as_transcript_needs_no_speech_models(tmp_path):
-    report = topic_bench.main(["--files", "five", "--backend", "deterministic", "--speech", "script",
-                               "--work", str(tmp_path)])
+    report = topic_bench.main(
+        ["--files", "five", "--backend", "deterministic", "--speech", "script", "--work", str(tmp_path)]
+    )
     [entry] = report["files"]
     assert entry["speech"]["source"] == "script" and entry["speech"]["measured"] is False
     assert entry["speech"]["speakers_found"] == entry["speech"]["speakers_true"] == 4

@@ -58,9 +58,18 @@ def documented_defaults() -> dict[str, str]:
 
 def test_compose_files_pass_the_compose_spec_schema_cli():
     result = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
-         str(COMPOSE), str(PORT_OVERRIDE)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(COMPOSE),
+            str(PORT_OVERRIDE),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -68,8 +77,7 @@ def test_compose_files_pass_the_compose_spec_schema_cli():
 def test_schema_rejects_a_broken_gpu_reservation(compose, compose_schema):
     jsonschema.validate(compose, compose_schema)
     broken = copy.deepcopy(compose)
-    broken["services"]["ollama"]["deploy"]["resources"]["reservations"]["devices"][0][
-        "capabilities"] = "gpu"
+    broken["services"]["ollama"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] = "gpu"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, compose_schema)
 
@@ -159,8 +167,7 @@ def test_every_project_setting_reaches_the_dagster_containers(compose):
     fixed = {"AUTORAG_OLLAMA_BASE_URL", "AUTORAG_AUDIO_DIR", "AUTORAG_DATA_DIR"}
     for key in passed - fixed:
         assert interpolation(env[key]) == (key, ""), key
-    assert compose["services"]["code"]["environment"] == env == compose["services"]["webserver"][
-        "environment"]
+    assert compose["services"]["code"]["environment"] == env == compose["services"]["webserver"]["environment"]
 
 
 def test_env_example_documents_every_knob_with_its_default(compose):
@@ -171,7 +178,9 @@ def test_env_example_documents_every_knob_with_its_default(compose):
         default = "" if field.default is None else str(field.default)
         assert documented[key] == default, key
     yaml_lines = [
-        line for path in (COMPOSE, PORT_OVERRIDE) for line in path.read_text().splitlines()
+        line
+        for path in (COMPOSE, PORT_OVERRIDE)
+        for line in path.read_text().splitlines()
         if not line.lstrip().startswith("#")
     ]
     referenced = set(REFERENCED.findall("\n".join(yaml_lines)))

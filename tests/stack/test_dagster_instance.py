@@ -60,9 +60,7 @@ def test_instance_yaml_passes_dagsters_schema_with_postgres_storage(dagster_home
 
     ref = InstanceRef.from_dir(str(dagster_home))
     assert ref.storage_data.module_name == "dagster_postgres"
-    resolved = process_config(
-        DagsterPostgresStorage.config_type(), yaml.safe_load(ref.storage_data.config_yaml)
-    )
+    resolved = process_config(DagsterPostgresStorage.config_type(), yaml.safe_load(ref.storage_data.config_yaml))
     assert resolved.success, resolved.errors
     assert resolved.value["postgres_db"]["password"] == "secret"
     assert isinstance(ref.run_coordinator, QueuedRunCoordinator)
@@ -103,8 +101,7 @@ def test_gpu_pool_limit_and_run_monitoring_in_a_live_instance(dagster_home, inst
     # The command stack.sh runs in the daemon container.
     dagster = Path(sys.executable).with_name("dagster")
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
-    subprocess.run([dagster, "instance", "concurrency", "set", "gpu", "1"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run([dagster, "instance", "concurrency", "set", "gpu", "1"], env=env, check=True, capture_output=True)
 
     with DagsterInstance.get() as instance:
         assert isinstance(instance.run_launcher, DockerRunLauncher)
@@ -147,7 +144,9 @@ def test_workspaces_local_module_and_compose_grpc_server():
     (stack_location,) = stack["load_from"]
     assert local_location["python_module"]["module_name"] == "autorag_dagster.definitions"
     assert stack_location["grpc_server"] == {
-        "host": "code", "port": 4000, "location_name": local_location["python_module"]["location_name"],
+        "host": "code",
+        "port": 4000,
+        "location_name": local_location["python_module"]["location_name"],
     }
 
 

@@ -63,8 +63,14 @@ class Stack:
             **fake,
         }
         return subprocess.run(
-            [str(self.root / "scripts" / "stack.sh"), *args], env=env, cwd=self.root,
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False,
+            [str(self.root / "scripts" / "stack.sh"), *args],
+            env=env,
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
 
     def calls(self) -> list[str]:
@@ -195,8 +201,7 @@ def test_status_names_missing_models_and_reports_vram_and_dagster(stack):
     calls = stack.calls()
     assert "compose exec -T ollama ollama ps" in calls
     assert any("nvidia-smi --query-gpu=" in call and "memory.free" in call for call in calls)
-    assert any(call.startswith("compose exec -T webserver") and "/server_info" in call
-               for call in calls)
+    assert any(call.startswith("compose exec -T webserver") and "/server_info" in call for call in calls)
 
 
 def test_status_is_healthy_when_every_model_is_present(stack):
@@ -209,7 +214,10 @@ def test_logs_down_and_usage(stack):
     assert stack.run("logs", "ollama").returncode == 0
     assert stack.run("down").returncode == 0
     assert stack.calls()[-4:] == [
-        "compose version", "compose logs -f --tail 200 ollama", "compose version", "compose down",
+        "compose version",
+        "compose logs -f --tail 200 ollama",
+        "compose version",
+        "compose down",
     ]
     unknown = stack.run("start")
     assert unknown.returncode == 2

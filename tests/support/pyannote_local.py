@@ -42,22 +42,29 @@ def build_random_pipeline(root: Path, embedding_dim: int = 32, lda_dim: int = 16
         linear={"hidden_size": 32, "num_layers": 1},
     )
     segmentation.specifications = Specifications(
-        problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME, duration=5.0,
-        classes=["speaker#1", "speaker#2", "speaker#3"], powerset_max_classes=2, permutation_invariant=True,
+        problem=Problem.MONO_LABEL_CLASSIFICATION,
+        resolution=Resolution.FRAME,
+        duration=5.0,
+        classes=["speaker#1", "speaker#2", "speaker#3"],
+        powerset_max_classes=2,
+        permutation_invariant=True,
     )
     segmentation.build()
     _save_checkpoint(segmentation, root / "segmentation")
 
     embedding = XVectorMFCC(dimension=embedding_dim)
-    embedding.specifications = Specifications(
-        problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=3.0)
+    embedding.specifications = Specifications(problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=3.0)
     embedding.build()
     _save_checkpoint(embedding, root / "embedding")
 
     rng = np.random.default_rng(0)
     (root / "plda").mkdir(parents=True, exist_ok=True)
-    np.savez(root / "plda" / "xvec_transform.npz", mean1=rng.normal(size=embedding_dim),
-             mean2=0.1 * rng.normal(size=lda_dim), lda=rng.normal(size=(embedding_dim, lda_dim)))
+    np.savez(
+        root / "plda" / "xvec_transform.npz",
+        mean1=rng.normal(size=embedding_dim),
+        mean2=0.1 * rng.normal(size=lda_dim),
+        lda=rng.normal(size=(embedding_dim, lda_dim)),
+    )
     rotation, _ = np.linalg.qr(rng.normal(size=(lda_dim, lda_dim)))
     np.savez(root / "plda" / "plda.npz", mu=np.zeros(lda_dim), tr=rotation, psi=np.linspace(2.0, 0.5, lda_dim))
 

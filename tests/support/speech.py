@@ -11,7 +11,17 @@ from pathlib import Path
 
 from autorag_dagster.samples import SAMPLE_RATE, VOICES, Conversation, speak, synthesize, write_wav
 
-__all__ = ["SAMPLE_RATE", "THREE_SPEAKERS", "TWO_SPEAKERS", "VOICES", "Conversation", "convert", "speak", "synthesize", "write_wav"]
+__all__ = [
+    "SAMPLE_RATE",
+    "THREE_SPEAKERS",
+    "TWO_SPEAKERS",
+    "VOICES",
+    "Conversation",
+    "convert",
+    "speak",
+    "synthesize",
+    "write_wav",
+]
 
 TWO_SPEAKERS: list[tuple[str, str]] = [
     ("alice", "Good morning. Thank you for joining the planning meeting today."),

@@ -47,7 +47,10 @@ def make_transcript(
             ]
             utterances.append(
                 Utterance(
-                    speaker=speaker, start=ws[0].start, end=ws[-1].end, text=" ".join(spoken),
+                    speaker=speaker,
+                    start=ws[0].start,
+                    end=ws[-1].end,
+                    text=" ".join(spoken),
                     words=ws if with_words else [],
                 )
             )
@@ -71,7 +74,6 @@ TEN_MINUTES = [
     ("harbour", 150.0, ["SPEAKER_02"]),
     ("robots", 150.0, ["SPEAKER_01", "SPEAKER_02", "SPEAKER_00"]),
 ]
-
 
 
 # --- the bundled sample meeting, as a transcript built from its script (no audio) -------------

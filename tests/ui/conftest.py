@@ -30,8 +30,10 @@ from tests.support.dagster_dev import (
 @pytest.fixture(scope="package")
 def ollama_server(tmp_path_factory) -> Iterator[LocalServer]:
     with LocalServer(
-        models_dir=tmp_path_factory.mktemp("ollama-models"), pulled=["gemma4:latest", "nomic-embed-text"],
-        deterministic=True, stand_in_names=True,  # the deterministic backend under the default names, on purpose
+        models_dir=tmp_path_factory.mktemp("ollama-models"),
+        pulled=["gemma4:latest", "nomic-embed-text"],
+        deterministic=True,
+        stand_in_names=True,  # the deterministic backend under the default names, on purpose
     ) as server:
         yield server
 

@@ -74,8 +74,9 @@ def resample(signal: np.ndarray, sample_rate: int, target: int) -> np.ndarray:
     return resample_poly(signal, target // g, sample_rate // g).astype(np.float32)
 
 
-def build_turns(spans: Iterable[tuple[float, float, str]], duration: float,
-                merge_gap_s: float = 0.0) -> list[SpeakerTurn]:
+def build_turns(
+    spans: Iterable[tuple[float, float, str]], duration: float, merge_gap_s: float = 0.0
+) -> list[SpeakerTurn]:
     """Clip spans to [0, duration], sort them, join same-speaker spans closer than
     `merge_gap_s`, and name speakers SPEAKER_00, SPEAKER_01... in order of first appearance."""
     turns: list[list] = []

@@ -76,10 +76,13 @@ class PyannoteDiarizer:
         else:
             error = "the hub returned nothing (gated or private repository?)"
         if pipeline is None:
-            hint = ("" if Path(checkpoint).is_dir() else
-                    f" For a hub pipeline, accept its conditions at https://hf.co/{checkpoint} and set "
-                    f"HF_TOKEN (or AUTORAG_HF_TOKEN); offline, point AUTORAG_PYANNOTE_PIPELINE at a "
-                    f"local copy of the pipeline.")
+            hint = (
+                ""
+                if Path(checkpoint).is_dir()
+                else f" For a hub pipeline, accept its conditions at https://hf.co/{checkpoint} and set "
+                f"HF_TOKEN (or AUTORAG_HF_TOKEN); offline, point AUTORAG_PYANNOTE_PIPELINE at a "
+                f"local copy of the pipeline."
+            )
             raise DiarizerError(f"Cannot load pyannote pipeline {checkpoint!r}: {error}.{hint}")
 
         device = pick_device(self.device)

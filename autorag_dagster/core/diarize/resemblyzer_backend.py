@@ -162,10 +162,13 @@ class ResemblyzerDiarizer:
         if windows:
             loud = normalize_volume(signal, -30, increase_only=True)
             labels = self.cluster(self.embed(loud, windows))
-            spans = [(a / SAMPLE_RATE, b / SAMPLE_RATE, str(label))
-                     for (_, _, a, b), label in zip(windows, labels)]
-        return Diarization(key=key, backend=self.name, duration_s=duration,
-                           turns=build_turns(spans, duration, merge_gap_s=self.merge_gap_s))
+            spans = [(a / SAMPLE_RATE, b / SAMPLE_RATE, str(label)) for (_, _, a, b), label in zip(windows, labels)]
+        return Diarization(
+            key=key,
+            backend=self.name,
+            duration_s=duration,
+            turns=build_turns(spans, duration, merge_gap_s=self.merge_gap_s),
+        )
 
     def close(self) -> None:
         if self._encoder is None:

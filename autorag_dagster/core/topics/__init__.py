@@ -16,6 +16,11 @@ from autorag_dagster.core.topics.tree import (
 )
 
 __all__ = [
-    "LlmResidency", "TopicConfig", "TopicStats", "build_topic_tree", "check_tree", "outline_markdown",
+    "LlmResidency",
+    "TopicConfig",
+    "TopicStats",
+    "build_topic_tree",
+    "check_tree",
+    "outline_markdown",
     "topic_quality_problems",
 ]

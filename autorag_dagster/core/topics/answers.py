@@ -39,9 +39,7 @@ def suspect_names(text: str, vocabulary: set[str]) -> list[str]:
         word = match.group()
         before = text[: match.start()]
         sentence_start = not before.strip() or bool(_SENTENCE_END.search(before))
-        name_like = len(word) > 1 and (
-            (word[0].isupper() and not sentence_start) or any(c.isupper() for c in word[1:])
-        )
+        name_like = len(word) > 1 and ((word[0].isupper() and not sentence_start) or any(c.isupper() for c in word[1:]))
         if not name_like or word == "Speaker" and _SPEAKER.match(text, match.start()):
             continue
         if not set(tokens(word)) <= vocabulary and word not in found:
@@ -81,7 +79,9 @@ def repair_text(
     """
     names = suspect_names(f"{title}. {summary}", vocabulary)
     foreign = unknown_speakers(f"{title}. {summary}", speakers)
-    pattern = re.compile("|".join([*(rf"\b{re.escape(n)}(?:['’]s)?\b" for n in names), *map(re.escape, foreign)]) or "(?!)")
+    pattern = re.compile(
+        "|".join([*(rf"\b{re.escape(n)}(?:['’]s)?\b" for n in names), *map(re.escape, foreign)]) or "(?!)"
+    )
 
     words = re.sub(r"\s+", " ", pattern.sub("", title)).strip(" ,;:-–—&/").split()
     while words and words[0].lower() in _CONNECTORS:
@@ -97,13 +97,25 @@ def repair_text(
 # --- titles and summaries that name the subject, never the prompt ---------------------------------
 
 _SCAFFOLDING = [
-    (re.compile(r"\b(?:part|section|sections|speakers?|transcript|outline|lines?|title|summary|answer|example|"
-                r"candidates?|before|after)\s*:", re.I), "repeats a label of the prompt"),
+    (
+        re.compile(
+            r"\b(?:part|section|sections|speakers?|transcript|outline|lines?|title|summary|answer|example|"
+            r"candidates?|before|after)\s*:",
+            re.I,
+        ),
+        "repeats a label of the prompt",
+    ),
     (re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?\b"), "contains a timestamp"),
     (re.compile(r"\bspeaker\s+\d+\s+(?:at|from)\s+\d", re.I), "repeats a transcript line's heading"),
     (re.compile(r"^\s*\[\d+\]"), "starts with a line number"),
-    (re.compile(r"\b(?:sentence case|two to six words|three to eight words|one or two sentences|speaker label|"
-                r"exactly as written|json|schema|in your own words)\b", re.I), "repeats the instructions"),
+    (
+        re.compile(
+            r"\b(?:sentence case|two to six words|three to eight words|one or two sentences|speaker label|"
+            r"exactly as written|json|schema|in your own words)\b",
+            re.I,
+        ),
+        "repeats the instructions",
+    ),
 ]
 
 

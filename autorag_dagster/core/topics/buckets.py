@@ -105,7 +105,9 @@ def _words(transcript: SpeakerTranscript, labels: dict[str, str]) -> list[_Word]
     for utt in transcript.utterances:
         speaker = labels[utt.speaker]
         if utt.words:
-            out.extend(_Word(w.start, max(w.end, w.start), speaker, w.text.strip()) for w in utt.words if w.text.strip())
+            out.extend(
+                _Word(w.start, max(w.end, w.start), speaker, w.text.strip()) for w in utt.words if w.text.strip()
+            )
             continue
         # No word timings: spread the utterance's words evenly over its span.
         parts = utt.text.split()

@@ -90,8 +90,11 @@ def build_topic_tree(
     counters = ("llm_calls", "prompt_tokens", "eval_tokens", "validation_retries", "loads_seen")
     before = {name: getattr(client.stats, name) for name in counters}
     run = StageRunner(
-        client, tenancy, AnswerCache(Path(cache_dir)) if cache_dir is not None else None,
-        num_ctx_l1=num_ctx_l1, residency=residency,
+        client,
+        tenancy,
+        AnswerCache(Path(cache_dir)) if cache_dir is not None else None,
+        num_ctx_l1=num_ctx_l1,
+        residency=residency,
     )
     ctx = FileContext.of(transcript, config)
     seconds: dict[str, float] = {}
@@ -104,7 +107,9 @@ def build_topic_tree(
         finally:
             seconds[name] = round(time.perf_counter() - started, 3)
             if progress is not None:
-                progress(f"{transcript.key}: stage {name} took {seconds[name]:.1f} s ({client.stats.llm_calls} LLM calls so far)")
+                progress(
+                    f"{transcript.key}: stage {name} took {seconds[name]:.1f} s ({client.stats.llm_calls} LLM calls so far)"
+                )
 
     try:
         with stage("level1"):
@@ -121,8 +126,12 @@ def build_topic_tree(
         run.close()
 
     tree = TopicTree(
-        key=transcript.key, duration_s=transcript.duration_s, title=title, summary=summary,
-        model=client.llm_model, nodes=nodes,
+        key=transcript.key,
+        duration_s=transcript.duration_s,
+        title=title,
+        summary=summary,
+        model=client.llm_model,
+        nodes=nodes,
     )
     spent = {name: int(getattr(client.stats, name) - before[name]) for name in counters}
     loads = len(run.loads) + spent["loads_seen"]

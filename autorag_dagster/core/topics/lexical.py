@@ -210,9 +210,7 @@ def _surface_case(word: str) -> str:
     return word if any(c.isupper() for c in word[1:]) else word.lower()
 
 
-def central_sentences(
-    span_sentences: Sequence[str], tfidf: TfIdf, *, limit: int = 2, max_words: int = 45
-) -> list[str]:
+def central_sentences(span_sentences: Sequence[str], tfidf: TfIdf, *, limit: int = 2, max_words: int = 45) -> list[str]:
     """The sentences closest to the span's TF-IDF centroid (up to ``limit``, in their order)."""
     candidates = [s for s in span_sentences if len(words(s)) >= 4] or list(span_sentences)
     if not candidates:

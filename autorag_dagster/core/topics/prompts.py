@@ -140,22 +140,40 @@ class CandidateView:
 
 
 def boundary_messages(
-    candidates: list[CandidateView], *, level: int, start: float, end: float, speakers: list[str],
-    max_changes: int, min_len: float,
+    candidates: list[CandidateView],
+    *,
+    level: int,
+    start: float,
+    end: float,
+    speakers: list[str],
+    max_changes: int,
+    min_len: float,
 ) -> Messages:
     """Level 1: chapters of the whole recording. Level 2: sub-sections of one chapter."""
     what, unit = ("the recording", "chapter") if level == 1 else ("the section", "sub-section")
-    return _messages(_BOUNDARIES.render(
-        what=what, unit=unit, span=span_text(start, end), speakers=", ".join(speakers) or "none",
-        max_changes=max_changes, min_len=duration_text(min_len), candidates=candidates,
-    ))
+    return _messages(
+        _BOUNDARIES.render(
+            what=what,
+            unit=unit,
+            span=span_text(start, end),
+            speakers=", ".join(speakers) or "none",
+            max_changes=max_changes,
+            min_len=duration_text(min_len),
+            candidates=candidates,
+        )
+    )
 
 
 def split_messages(transcript: str, *, start: float, end: float, speakers: list[str], min_len: float) -> Messages:
-    return _messages(_SPLIT.render(
-        intro=_TRANSCRIPT_INTRO, span=span_text(start, end), speakers=", ".join(speakers) or "none",
-        min_len=duration_text(min_len), transcript=transcript,
-    ))
+    return _messages(
+        _SPLIT.render(
+            intro=_TRANSCRIPT_INTRO,
+            span=span_text(start, end),
+            speakers=", ".join(speakers) or "none",
+            min_len=duration_text(min_len),
+            transcript=transcript,
+        )
+    )
 
 
 def summary_messages(transcript: str, *, speakers: list[str]) -> Messages:
@@ -166,13 +184,18 @@ def summary_messages(transcript: str, *, speakers: list[str]) -> Messages:
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": example.strip()},
         {"role": "assistant", "content": _SUMMARY_EXAMPLE_ANSWER},
-        {"role": "user", "content": _SUMMARY.render(speakers=", ".join(speakers) or "no speaker", transcript=transcript).strip()},
+        {
+            "role": "user",
+            "content": _SUMMARY.render(speakers=", ".join(speakers) or "no speaker", transcript=transcript).strip(),
+        },
     ]
 
 
 def summary_scaffold() -> str:
     """The summary prompt's own words (system message, instructions, worked example), without any transcript."""
-    return "\n".join([SYSTEM, _SUMMARY.render(speakers="", transcript=""), _SUMMARY_EXAMPLE_TRANSCRIPT, _SUMMARY_EXAMPLE_ANSWER])
+    return "\n".join(
+        [SYSTEM, _SUMMARY.render(speakers="", transcript=""), _SUMMARY_EXAMPLE_TRANSCRIPT, _SUMMARY_EXAMPLE_ANSWER]
+    )
 
 
 def file_scaffold() -> str:
@@ -181,9 +204,15 @@ def file_scaffold() -> str:
 
 def file_messages(sections: list[dict], *, duration: float, speakers: list[str]) -> Messages:
     """``sections``: dicts with ``span``, ``title`` and ``summary``."""
-    return _messages(_FILE.render(sections=sections, duration=duration_text(duration), speakers=", ".join(speakers) or "none"))
+    return _messages(
+        _FILE.render(sections=sections, duration=duration_text(duration), speakers=", ".join(speakers) or "none")
+    )
 
 
 def reask_messages(messages: Messages, answer: str, problems: list[str]) -> Messages:
     """The conversation so far, the unusable answer, and what was wrong with it."""
-    return [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": _REASK.render(problems=problems)}]
+    return [
+        *messages,
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": _REASK.render(problems=problems)},
+    ]

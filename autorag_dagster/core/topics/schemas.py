@@ -34,8 +34,12 @@ def topic_starts_schema(n_lines: int, max_topics: int) -> type[TopicStarts]:
     return create_model(
         "TopicStarts",
         __base__=TopicStarts,
-        topics=(list[start], Field(min_length=1, max_length=max(1, max_topics),
-                                   description=TopicStarts.model_fields["topics"].description)),
+        topics=(
+            list[start],
+            Field(
+                min_length=1, max_length=max(1, max_topics), description=TopicStarts.model_fields["topics"].description
+            ),
+        ),
     )
 
 
@@ -62,13 +66,17 @@ def subject_changes_schema(n_candidates: int, max_changes: int) -> type[SubjectC
 
 # The reason comes first: writing it before the boolean makes the boolean better.
 class SplitDecision(BaseModel):
-    reason: str = Field(max_length=400, description="One sentence naming the subjects or exchanges this section contains.")
+    reason: str = Field(
+        max_length=400, description="One sentence naming the subjects or exchanges this section contains."
+    )
     subdivide: bool = Field(description="True when the section holds two or more distinct sub-topics.")
 
 
 # The summary comes first so the title can condense it.
 class NodeSummary(BaseModel):
-    summary: str = Field(min_length=1, max_length=600, description="One or two sentences; speakers named by their labels.")
+    summary: str = Field(
+        min_length=1, max_length=600, description="One or two sentences; speakers named by their labels."
+    )
     title: str = Field(min_length=1, max_length=100, description="Three to eight words in sentence case.")
 
 

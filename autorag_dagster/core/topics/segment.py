@@ -35,6 +35,7 @@ CUE_BONUS = 0.2
 """Added to the depth of a gap whose next unit opens with a discourse cue ("now", "finally", "next",
 "moving on", "let's turn to" ...): in speech, subjects are announced more than they are implied."""
 
+
 def units(transcript: SpeakerTranscript, *, max_s: float = 20.0) -> list[Line]:
     """The transcript's utterances as lines; one longer than ``max_s`` is cut at sentence ends
     (at word boundaries when it has none) into pieces of about ``max_s / 2`` or more, so a long
@@ -56,8 +57,10 @@ def units(transcript: SpeakerTranscript, *, max_s: float = 20.0) -> list[Line]:
             span = piece[-1][1] - piece[0][0]
             sentence_end = word[2][-1:] in ".?!"
             rest = timed[-1][1] - word[1]
-            if i + 1 < len(timed) and rest >= max_s / 4 and (
-                (sentence_end and span >= max_s / 2) or span >= 1.5 * max_s
+            if (
+                i + 1 < len(timed)
+                and rest >= max_s / 4
+                and ((sentence_end and span >= max_s / 2) or span >= 1.5 * max_s)
             ):
                 out.append(Line(piece[0][0], piece[-1][1], speaker, " ".join(w[2] for w in piece)))
                 piece = []

@@ -52,7 +52,9 @@ class TopicConfig(BaseModel):
     """Knobs of the topic stages; the defaults suit recordings from a minute to a few hours."""
 
     num_ctx_l1: int | None = Field(
-        None, ge=256, le=1_048_576,
+        None,
+        ge=256,
+        le=1_048_576,
         description="Optional larger context for the level-1 stage only (costs exactly one reload).",
     )
     bucket_s: float = Field(30.0, gt=0, description="Bucket of the level-1 view.")
@@ -65,7 +67,9 @@ class TopicConfig(BaseModel):
     )
     l2_min_s: float = Field(120.0, gt=0, description="A level-1 node this long is considered for subdividing.")
     l2_rel: float = Field(
-        0.25, gt=0, le=1,
+        0.25,
+        gt=0,
+        le=1,
         description="...and so is a shorter one that spans this share of the file with enough speaker turns.",
     )
     l2_min_turns: int = Field(2, ge=0, description="Speaker turns a relatively long node needs to be considered.")
@@ -84,7 +88,9 @@ class TopicConfig(BaseModel):
     reserve_tokens: int = Field(1024, ge=0, description="Context kept for the instructions and the answer.")
 
     num_ctx_l1: int | None = Field(
-        None, gt=0, description="A larger context for the level-1 call only (costs exactly one reload).",
+        None,
+        gt=0,
+        description="A larger context for the level-1 call only (costs exactly one reload).",
     )
 
     def min_l1(self, duration: float) -> float:
@@ -95,7 +101,6 @@ class TopicConfig(BaseModel):
 
     def max_chars(self, num_ctx: int) -> int:
         return max(1000, int((num_ctx - self.reserve_tokens) * self.chars_per_token))
-
 
 
 @dataclass
@@ -154,11 +159,15 @@ def candidate_views(
         if threshold is not None:
             strong = ctx.config.strong_factor * threshold
             strength = "strong" if c.depth >= strong else "clear" if c.depth >= threshold else "weak"
-        views.append(prompts.CandidateView(
-            number=number, time=fmt_time(c.time), change=strength,
-            before=("… " if len(before) == EXCERPT_WORDS else "") + " ".join(before),
-            after=f"{after_lines[0].speaker}: " + " ".join(after) + " …",
-        ))
+        views.append(
+            prompts.CandidateView(
+                number=number,
+                time=fmt_time(c.time),
+                change=strength,
+                before=("… " if len(before) == EXCERPT_WORDS else "") + " ".join(before),
+                after=f"{after_lines[0].speaker}: " + " ".join(after) + " …",
+            )
+        )
     return views
 
 
@@ -170,26 +179,47 @@ def boundary_candidates(ctx: FileContext, lo: float, hi: float, *, min_len: floa
 
 
 def boundaries(
-    run: StageRunner, ctx: FileContext, lo: float, hi: float, *, level: int, min_len: float, max_topics: int,
-    node: str | None = None, num_ctx: int | None = None,
+    run: StageRunner,
+    ctx: FileContext,
+    lo: float,
+    hi: float,
+    *,
+    level: int,
+    min_len: float,
+    max_topics: int,
+    node: str | None = None,
+    num_ctx: int | None = None,
 ) -> tuple[list[Span], str]:
     """Spans tiling ``[lo, hi)`` and where their starts came from: ``"llm"`` when the model's choice
     among the candidates was usable, ``"lexical"`` otherwise (a fallback when a call failed).
 
     Repair: spans shorter than ``min_len`` are merged away; a boundary without a change of speaker
     needs ``monologue_factor`` times that, unless the lexical segmentation chose it too."""
-    starts, source, lexical = _starts(run, ctx, lo, hi, level=level, min_len=min_len, max_topics=max_topics,
-                                      node=node, num_ctx=num_ctx)
+    starts, source, lexical = _starts(
+        run, ctx, lo, hi, level=level, min_len=min_len, max_topics=max_topics, node=node, num_ctx=num_ctx
+    )
     strong = set(lexical)
     return tile(
-        starts, lo, hi, min_len=min_len, needs_more=lambda t: t not in strong and ctx.weak(t),
+        starts,
+        lo,
+        hi,
+        min_len=min_len,
+        needs_more=lambda t: t not in strong and ctx.weak(t),
         factor=ctx.config.monologue_factor,
     ), source
 
 
 def _starts(
-    run: StageRunner, ctx: FileContext, lo: float, hi: float, *, level: int, min_len: float, max_topics: int,
-    node: str | None, num_ctx: int | None,
+    run: StageRunner,
+    ctx: FileContext,
+    lo: float,
+    hi: float,
+    *,
+    level: int,
+    min_len: float,
+    max_topics: int,
+    node: str | None,
+    num_ctx: int | None,
 ) -> tuple[list[float], str, list[float]]:
     stage = "level1" if level == 1 else "level2"
     found = boundary_candidates(ctx, lo, hi, min_len=min_len)
@@ -199,8 +229,13 @@ def _starts(
     if not found or max_changes < 1:
         return lexical, "lexical", lexical
     messages = prompts.boundary_messages(
-        candidate_views(ctx, found, threshold), level=level, start=lo, end=hi,
-        speakers=ctx.view.speakers_in(lo, hi), max_changes=max_changes, min_len=min_len,
+        candidate_views(ctx, found, threshold),
+        level=level,
+        start=lo,
+        end=hi,
+        speakers=ctx.view.speakers_in(lo, hi),
+        max_changes=max_changes,
+        min_len=min_len,
     )
     required: list[int] = []
     if ctx.config.keep_strong_changes and len(lexical) > 1:
@@ -239,7 +274,13 @@ def level1(run: StageRunner, ctx: FileContext) -> list[TopicNode]:
         return nodes_for([(0.0, duration)])
     max_topics = max(1, min(cfg.max_l1_topics, int(duration // min_len)))
     spans, ctx.level1_source = boundaries(
-        run, ctx, 0.0, duration, level=1, min_len=min_len, max_topics=max_topics,
+        run,
+        ctx,
+        0.0,
+        duration,
+        level=1,
+        min_len=min_len,
+        max_topics=max_topics,
         num_ctx=run.num_ctx_l1 or run.num_ctx,
     )
     return nodes_for(spans)
@@ -260,7 +301,8 @@ def decide_splits(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) ->
     candidate boundary inside; returns the yes-nodes."""
     min_l2 = ctx.config.min_l2
     candidates = [
-        n for n in nodes
+        n
+        for n in nodes
         if worth_splitting(ctx, n) and boundary_candidates(ctx, n.start, n.end, min_len=min_l2(n.end - n.start))
     ]
 
@@ -268,7 +310,9 @@ def decide_splits(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) ->
         lines = ctx.fine.within(node.start, node.end)
         messages = prompts.split_messages(
             render_lines(lines, numbered=False, max_chars=ctx.config.max_chars(run.num_ctx)),
-            start=node.start, end=node.end, speakers=ctx.view.speakers_in(node.start, node.end),
+            start=node.start,
+            end=node.end,
+            speakers=ctx.view.speakers_in(node.start, node.end),
             min_len=ctx.config.min_l2(node.end - node.start),
         )
         answer = run.ask(messages, SplitDecision, lambda value: [] if value.reason.strip() else ["the reason is empty"])
@@ -289,7 +333,14 @@ def level2(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> None:
         min_len = cfg.min_l2(node.end - node.start)
         max_topics = max(2, min(cfg.max_l2_topics, int((node.end - node.start) // min_len)))
         spans, _ = boundaries(
-            run, ctx, node.start, node.end, level=2, min_len=min_len, max_topics=max_topics, node=node.id,
+            run,
+            ctx,
+            node.start,
+            node.end,
+            level=2,
+            min_len=min_len,
+            max_topics=max_topics,
+            node=node.id,
         )
         return spans
 
@@ -301,8 +352,15 @@ def level2(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> None:
 
 
 def _settle(
-    run: StageRunner, ctx: FileContext, stage: str, node: str | None, answer: Answer, span: str,
-    speakers: list[str], make_fallback: Callable[[], tuple[str, str]], scaffold: str,
+    run: StageRunner,
+    ctx: FileContext,
+    stage: str,
+    node: str | None,
+    answer: Answer,
+    span: str,
+    speakers: list[str],
+    make_fallback: Callable[[], tuple[str, str]],
+    scaffold: str,
 ) -> tuple[str, str]:
     """The answer's title and summary; what is still wrong after the re-ask is repaired or replaced
     by the fallback's part (title and summary separately, made only when needed), and recorded."""
@@ -362,7 +420,8 @@ def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -
 
     def fallback() -> tuple[str, str]:
         return (
-            titles[0] if len(titles) == 1
+            titles[0]
+            if len(titles) == 1
             else fallback_file_title([ctx.span_text(n.start, n.end) for n in nodes], ctx.file_text),
             "The recording covers " + "; ".join(t[:1].lower() + t[1:] for t in titles) + ".",
         )
@@ -371,6 +430,7 @@ def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -
     sections = [{"span": prompts.span_text(n.start, n.end), "title": n.title, "summary": n.summary} for n in nodes]
     answer = run.ask(
         prompts.file_messages(sections, duration=ctx.duration, speakers=speakers),
-        FileSummary, _judge(ctx, ctx.file_text, speakers, prompts.file_scaffold()),
+        FileSummary,
+        _judge(ctx, ctx.file_text, speakers, prompts.file_scaffold()),
     )
     return _settle(run, ctx, "file", None, answer, ctx.file_text, speakers, fallback, prompts.file_scaffold())

@@ -95,7 +95,9 @@ def check_tree(tree: TopicTree, *, tol: float = 1e-6, max_depth: int = MAX_DEPTH
             if len(node.children) == 1:
                 problems.append(f"node {node.id} has a single child")
             if node.children:
-                problems.extend(_tiling_problems(node.children, node.start, node.end, f"the children of {node.id}", tol))
+                problems.extend(
+                    _tiling_problems(node.children, node.start, node.end, f"the children of {node.id}", tol)
+                )
                 visit(node.children, node)
 
     visit(tree.nodes, None)
@@ -112,7 +114,11 @@ def outline_markdown(tree: TopicTree) -> str:
 
 
 def topic_quality_problems(
-    tree: TopicTree, fallbacks: Iterable[object] | None, transcript: SpeakerTranscript, *, bucket_s: float = 15.0,
+    tree: TopicTree,
+    fallbacks: Iterable[object] | None,
+    transcript: SpeakerTranscript,
+    *,
+    bucket_s: float = 15.0,
 ) -> list[str]:
     """What makes a valid tree a poor one: level 1 that fell back to the lexical segmentation (or
     any stage that fell back), titles not grounded in their span, titles or summaries that echo

@@ -33,10 +33,18 @@ def embeddings(
 
         writes = per_file(context, speaker_transcript, one, what="Embedding")
     report(
-        context, writes,
+        context,
+        writes,
         common={"embedding_model": ollama.embed_model, "lancedb": storage.layout.lancedb},
-        one=lambda key, w: {"table": w.table, "rows": w.rows, "dim": w.dim, "inserted": w.inserted,
-                            "updated": w.updated, "deleted": w.deleted, "table_version": w.version},
+        one=lambda key, w: {
+            "table": w.table,
+            "rows": w.rows,
+            "dim": w.dim,
+            "inserted": w.inserted,
+            "updated": w.updated,
+            "deleted": w.deleted,
+            "table_version": w.version,
+        },
         row=lambda key, w: {"rows": w.rows, "table": w.table},
     )
     return writes
@@ -48,7 +56,9 @@ def embeddings(
     automation_condition=AutomationCondition.eager(),
     kinds={"lancedb"},
 )
-def lancedb_index(context: AssetExecutionContext, storage: StorageResource, ollama: OllamaResource) -> MaterializeResult:
+def lancedb_index(
+    context: AssetExecutionContext, storage: StorageResource, ollama: OllamaResource
+) -> MaterializeResult:
     """Full-text index, a vector index once the table needs one, and compaction."""
     store = SegmentStore.for_model(storage.layout.lancedb, ollama.embed_model)
     report = store.maintain()

@@ -24,7 +24,8 @@ def audio(context: AssetExecutionContext, storage: StorageResource) -> dict[str,
 
     infos = per_file(context, context.partition_keys, one, what="Decoding")
     report(
-        context, infos,
+        context,
+        infos,
         one=lambda key, info: {
             "duration": mmss(info.duration_s),
             "duration_s": info.duration_s,
@@ -62,7 +63,8 @@ def transcript(
         context.log.warning(warning)
 
     report(
-        context, transcripts,
+        context,
+        transcripts,
         common={
             "model": transcriber.model,
             "device": transcriber.loaded_device or "?",
@@ -113,7 +115,8 @@ def diarization(
         return talk
 
     report(
-        context, results,
+        context,
+        results,
         common={"backend": speech.diarizer},
         one=lambda key, d: {
             "speakers": len(d.speakers),
@@ -148,7 +151,8 @@ def speaker_transcript(
         return "\n\n".join(shown) or "(no speech)"
 
     report(
-        context, results,
+        context,
+        results,
         one=lambda key, st: {
             "speakers": len(st.speakers),
             "utterances": len(st.utterances),

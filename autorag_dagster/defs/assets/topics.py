@@ -45,8 +45,12 @@ def topic_tree(
 
     def one(key: str) -> TopicTree:
         tree, stats = build_topic_tree(
-            speaker_transcript[key], client, tenancy=tenancy, residency=residency,
-            cache_dir=storage.layout.llm_cache, config=TopicConfig(num_ctx_l1=ollama.num_ctx_l1),
+            speaker_transcript[key],
+            client,
+            tenancy=tenancy,
+            residency=residency,
+            cache_dir=storage.layout.llm_cache,
+            config=TopicConfig(num_ctx_l1=ollama.num_ctx_l1),
             progress=context.log.info,
         )
         all_stats[key] = stats
@@ -63,8 +67,11 @@ def topic_tree(
         trees = per_file(context, speaker_transcript, one, what="Building the topic tree")
     stats = all_stats.values()
     report(
-        context, trees,
-        common={} if len(trees) == 1 else {
+        context,
+        trees,
+        common={}
+        if len(trees) == 1
+        else {
             "llm_calls": sum(s.llm_calls for s in stats),
             "prompt_tokens": sum(s.prompt_tokens for s in stats),
             "output_tokens": sum(s.eval_tokens for s in stats),
@@ -77,7 +84,8 @@ def topic_tree(
         row=lambda key, tree: {
             "nodes": all_stats[key].node_count,
             "level 1 from": all_stats[key].level1_source,
-            "fallbacks": ", ".join(f"{stage} {n}" for stage, n in all_stats[key].fallback_counts.items() if n) or "none",
+            "fallbacks": ", ".join(f"{stage} {n}" for stage, n in all_stats[key].fallback_counts.items() if n)
+            or "none",
             "llm_calls": all_stats[key].llm_calls,
             "cache_hits": all_stats[key].cache_hits,
         },

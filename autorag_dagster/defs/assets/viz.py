@@ -35,7 +35,8 @@ def viz(
         return MetadataValue.md(f"![preview](data:image/png;base64,{encoded})")
 
     report(
-        context, pages,
+        context,
+        pages,
         common={"index": MetadataValue.path(str(index))},
         one=lambda key, page: {"page": MetadataValue.path(page.page), "preview": preview(page)},
     )

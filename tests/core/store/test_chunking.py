@@ -35,13 +35,19 @@ def test_chunk_names_the_deepest_topic_covering_it():
         key="a.wav",
         duration_s=20,
         language="en",
-        utterances=[Utterance(speaker="S", start=0, end=9, text="alpha " * 5), Utterance(speaker="S", start=11, end=19, text="beta " * 5)],
+        utterances=[
+            Utterance(speaker="S", start=0, end=9, text="alpha " * 5),
+            Utterance(speaker="S", start=11, end=19, text="beta " * 5),
+        ],
     )
     child = TopicNode(id="2.1", level=2, start=10, end=20, title="Beta details")
     tree = TopicTree(
         key="a.wav",
         duration_s=20,
-        nodes=[TopicNode(id="1", level=1, start=0, end=10, title="Alpha"), TopicNode(id="2", level=1, start=10, end=20, title="Beta", children=[child])],
+        nodes=[
+            TopicNode(id="1", level=1, start=0, end=10, title="Alpha"),
+            TopicNode(id="2", level=1, start=10, end=20, title="Beta", children=[child]),
+        ],
     )
     first, second = chunk_transcript(transcript, tree, max_chars=50, overlap_chars=0)
     assert (first.path, first.title) == ("1", "Alpha")
@@ -50,7 +56,9 @@ def test_chunk_names_the_deepest_topic_covering_it():
 
 def test_long_utterance_splits_at_word_boundaries_with_word_times():
     words = [SpeakerWord(start=i * 0.5, end=i * 0.5 + 0.4, text=f" word{i}", speaker="SPEAKER_00") for i in range(200)]
-    utterance = Utterance(speaker="SPEAKER_00", start=0, end=100, text=" ".join(w.text.strip() for w in words), words=words)
+    utterance = Utterance(
+        speaker="SPEAKER_00", start=0, end=100, text=" ".join(w.text.strip() for w in words), words=words
+    )
     transcript = SpeakerTranscript(key="long.wav", duration_s=100, language="en", utterances=[utterance])
 
     chunks = chunk_transcript(transcript, max_chars=200, overlap_chars=30)

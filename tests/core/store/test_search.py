@@ -50,14 +50,29 @@ def test_text_mode_matches_words_and_hybrid_ranks_by_fusion(indexed, minilm):
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
 def test_filters_by_file_and_speaker(indexed, minilm, mode):
-    by_file = search(indexed, "cabin boots budget chain", embed=minilm, k=50, mode=mode, files=["family/mountain-weekend.mp3", "meetings/q3-review.wav"])
+    by_file = search(
+        indexed,
+        "cabin boots budget chain",
+        embed=minilm,
+        k=50,
+        mode=mode,
+        files=["family/mountain-weekend.mp3", "meetings/q3-review.wav"],
+    )
     assert by_file and {h.file for h in by_file} <= {"family/mountain-weekend.mp3", "meetings/q3-review.wav"}
 
     by_speaker = search(indexed, "cabin boots budget chain", embed=minilm, k=50, mode=mode, speakers=["SPEAKER_02"])
     assert by_speaker and all("SPEAKER_02" in h.speakers for h in by_speaker)
     assert {h.file for h in by_speaker} <= {"family/mountain-weekend.mp3", "meetings/q3-review.wav"}
 
-    both = search(indexed, "cabin boots budget chain", embed=minilm, k=50, mode=mode, files=["meetings/q3-review.wav"], speakers=["SPEAKER_02", "NOBODY"])
+    both = search(
+        indexed,
+        "cabin boots budget chain",
+        embed=minilm,
+        k=50,
+        mode=mode,
+        files=["meetings/q3-review.wav"],
+        speakers=["SPEAKER_02", "NOBODY"],
+    )
     assert both and all(h.file == "meetings/q3-review.wav" and "SPEAKER_02" in h.speakers for h in both)
     assert search(indexed, "chain", embed=minilm, mode=mode, files=["no/such.wav"]) == []
 

@@ -48,7 +48,11 @@ def test_schema_pins_model_and_dimension():
     assert schema.field("vector").type == pa.list_(pa.float32(), 768)
     assert schema.field("speakers").type == pa.list_(pa.string())
     assert schema.metadata[b"autorag.embedding_model"] == b"nomic-embed-text:latest"
-    assert table_name("nomic-embed-text", 768) == table_name("nomic-embed-text:latest", 768) == "segments__nomic-embed-text-latest__768"
+    assert (
+        table_name("nomic-embed-text", 768)
+        == table_name("nomic-embed-text:latest", 768)
+        == "segments__nomic-embed-text-latest__768"
+    )
     assert normalise_model("hf.co/org/model:Q4_K_M") == "hf.co/org/model:Q4_K_M"
 
 
@@ -67,7 +71,12 @@ def test_rerun_replaces_the_partition_without_duplicates(store, corpus, minilm):
     assert [r["row_id"] for r in after] == [r["row_id"] for r in before]
     assert {r["source_hash"] for r in after} == {"sha-" + key}
     summary = store.partition_summary(key)
-    assert (summary.rows, summary.unique_row_ids, summary.dim, summary.nan_vectors) == (len(records), len(records), 384, 0)
+    assert (summary.rows, summary.unique_row_ids, summary.dim, summary.nan_vectors) == (
+        len(records),
+        len(records),
+        384,
+        0,
+    )
     assert (summary.chunks, summary.topics, summary.models) == (len(records) - 3, 3, ("all-minilm:latest",))
 
 
@@ -91,7 +100,12 @@ def test_embed_and_write_learns_the_dimension_from_the_model(tmp_path, corpus, m
     transcript, tree = corpus["workshop/bike-repair.m4a"]
     records = build_records(transcript, tree)
     report = embed_and_write(uri, "all-minilm", "bike.m4a", records, minilm, source_hash="abc", batch_size=4)
-    assert (report.table, report.dim, report.rows, report.inserted) == (table_name("all-minilm", 384), 384, len(records), len(records))
+    assert (report.table, report.dim, report.rows, report.inserted) == (
+        table_name("all-minilm", 384),
+        384,
+        len(records),
+        len(records),
+    )
     assert SegmentStore.for_model(uri, "all-minilm").partition_summary("bike.m4a").rows == len(records)
 
     cleared = embed_and_write(uri, "all-minilm", "bike.m4a", [], minilm)

@@ -53,12 +53,14 @@ SPEAKERS = ["Speaker 1", "Speaker 2"]
 
 
 def test_repair_strips_invented_names_from_titles():
-    assert repair_text("Ferry from Brest harbour at dawn", "Speaker 2 describes the ferry.", VOCAB, SPEAKERS, FALLBACK) == (
-        "Ferry from harbour at dawn", "Speaker 2 describes the ferry."
-    )
+    assert repair_text(
+        "Ferry from Brest harbour at dawn", "Speaker 2 describes the ferry.", VOCAB, SPEAKERS, FALLBACK
+    ) == ("Ferry from harbour at dawn", "Speaker 2 describes the ferry.")
     # too little left: the fallback title
     assert repair_text("Brest", "The ferry.", VOCAB, SPEAKERS, FALLBACK)[0] == "Fallback title"
-    assert repair_text("Speaker 3 and Jonathan's ferry crossing", "x.", VOCAB, SPEAKERS, FALLBACK)[0] == "Ferry crossing"
+    assert (
+        repair_text("Speaker 3 and Jonathan's ferry crossing", "x.", VOCAB, SPEAKERS, FALLBACK)[0] == "Ferry crossing"
+    )
 
 
 def test_repair_finds_a_title_initial_name_through_the_summary():

@@ -21,7 +21,11 @@ def test_fmt_time_minutes_and_hours():
 
 def test_speaker_labels_follow_first_appearance(ten_minutes):
     # SPEAKER_01 talks first, then SPEAKER_00, then SPEAKER_02.
-    assert speaker_labels(ten_minutes) == {"SPEAKER_01": "Speaker 1", "SPEAKER_00": "Speaker 2", "SPEAKER_02": "Speaker 3"}
+    assert speaker_labels(ten_minutes) == {
+        "SPEAKER_01": "Speaker 1",
+        "SPEAKER_00": "Speaker 2",
+        "SPEAKER_02": "Speaker 3",
+    }
 
 
 def test_lines_stay_inside_one_bucket_and_one_speaker(ten_minutes):

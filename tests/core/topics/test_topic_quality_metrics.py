@@ -79,8 +79,16 @@ def test_pk_with_an_explicit_k():
 
 # --- words and titles ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("a", "b"), [("trees", "tree"), ("planting", "planted"), ("cycling", "cycle"), ("libraries", "library"),
-                 ("matches", "match"), ("Watering", "water"), ("running", "run")],
+    ("a", "b"),
+    [
+        ("trees", "tree"),
+        ("planting", "planted"),
+        ("cycling", "cycle"),
+        ("libraries", "library"),
+        ("matches", "match"),
+        ("Watering", "water"),
+        ("running", "run"),
+    ],
 )
 def test_stem_brings_word_forms_together(a, b):
     assert stem(a) == stem(b)
@@ -110,8 +118,15 @@ def test_titles_naming_share_matches_each_node_to_the_subject_it_overlaps_most()
 
 @pytest.mark.parametrize(
     "text",
-    ["Part 2: the garden", "Part: garden", "speakers: Speaker 1, Speaker 2", "Speaker 1 at 00:12: \u201cGood morning\u201d",
-     "00:30-01:00 the budget", "SPEAKER_00 talks", "[3] festival"],
+    [
+        "Part 2: the garden",
+        "Part: garden",
+        "speakers: Speaker 1, Speaker 2",
+        "Speaker 1 at 00:12: \u201cGood morning\u201d",
+        "00:30-01:00 the budget",
+        "SPEAKER_00 talks",
+        "[3] festival",
+    ],
 )
 def test_prompt_echo_finds_scaffolding(text):
     assert prompt_echo(text)
@@ -136,11 +151,21 @@ def test_evaluate_bundles_the_figures():
     truth = samples.estimate_truth(samples.LABELLED_SAMPLE_MEETING)
     b0, f0 = truth.subjects[1][0], truth.subjects[2][0]  # starts of budget and festival
     tree = TopicTree(
-        key="x", duration_s=truth.duration_s,
+        key="x",
+        duration_s=truth.duration_s,
         nodes=[
             node("1", 0.0, b0 + 3, "Apple trees and volunteers", "Bob reports on the garden."),
-            node("2", b0 + 3, truth.duration_s, "Good morning everyone", "Speaker 1 at 00:00: \u201cGood\u201d",
-                 children=[node("2.1", b0 + 3, f0, "Part 2: money", level=2), node("2.2", f0, truth.duration_s, "Festival", level=2)]),
+            node(
+                "2",
+                b0 + 3,
+                truth.duration_s,
+                "Good morning everyone",
+                "Speaker 1 at 00:00: \u201cGood\u201d",
+                children=[
+                    node("2.1", b0 + 3, f0, "Part 2: money", level=2),
+                    node("2.2", f0, truth.duration_s, "Festival", level=2),
+                ],
+            ),
         ],
     )
     q = evaluate(tree, truth)
@@ -159,8 +184,12 @@ def test_evaluate_bundles_the_figures():
 def test_evaluate_of_the_perfect_tree():
     truth = samples.estimate_truth(samples.FIVE_SUBJECT_PODCAST)
     tree = TopicTree(
-        key="x", duration_s=truth.duration_s,
-        nodes=[node(str(i + 1), s, e, f"About the {samples.SUBJECT_KEYWORDS[subject][0]}") for i, (s, e, subject) in enumerate(truth.subjects)],
+        key="x",
+        duration_s=truth.duration_s,
+        nodes=[
+            node(str(i + 1), s, e, f"About the {samples.SUBJECT_KEYWORDS[subject][0]}")
+            for i, (s, e, subject) in enumerate(truth.subjects)
+        ],
     )
     q = evaluate(tree, truth)
     assert (q.boundary_f1, q.pk, q.titles_naming_share) == (1.0, 0.0, 1.0)

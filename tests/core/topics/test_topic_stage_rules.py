@@ -55,8 +55,9 @@ def test_short_clips_get_smaller_minimum_durations():
 def test_summary_prompts_show_only_the_part_and_share_everything_but_their_tail(ten_minutes):
     view = build_view(ten_minutes, 15)
     first, second = (
-        prompts.summary_messages(render_lines(merge_turns(view.within(a, b)), numbered=False, timed=False),
-                                 speakers=view.speakers_in(a, b))
+        prompts.summary_messages(
+            render_lines(merge_turns(view.within(a, b)), numbered=False, timed=False), speakers=view.speakers_in(a, b)
+        )
         for a, b in [(0.0, 150.9), (300.3, 451.7)]
     )
     # system, the worked example as an earlier exchange, then the part
@@ -75,8 +76,13 @@ def test_boundary_prompts_number_the_candidates_and_name_the_limits(ten_minutes)
     ctx = context(ten_minutes)
     found = ctx.cohesion.candidates(0.0, ten_minutes.duration_s)
     messages = prompts.boundary_messages(
-        candidate_views(ctx, found), level=1, start=0.0, end=ten_minutes.duration_s,
-        speakers=ctx.view.speakers_in(0, ten_minutes.duration_s), max_changes=11, min_len=45.0,
+        candidate_views(ctx, found),
+        level=1,
+        start=0.0,
+        end=ten_minutes.duration_s,
+        speakers=ctx.view.speakers_in(0, ten_minutes.duration_s),
+        max_changes=11,
+        min_len=45.0,
     )
     user = messages[-1]["content"]
     assert "the recording divides into chapters" in user
@@ -99,4 +105,7 @@ def test_the_boundary_schema_admits_only_valid_candidate_numbers():
     for bad in ('{"changes": [0]}', '{"changes": [5]}', '{"changes": [1, 2, 3]}', '{"changes": ["2"]}'):
         with pytest.raises(ValidationError):
             schema.model_validate_json(bad)
-    assert subject_changes_schema(1, 1).model_json_schema()["properties"]["changes"]["items"] == {"const": 1, "type": "integer"}
+    assert subject_changes_schema(1, 1).model_json_schema()["properties"]["changes"]["items"] == {
+        "const": 1,
+        "type": "integer",
+    }

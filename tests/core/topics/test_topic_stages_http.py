@@ -42,9 +42,14 @@ def eight_subjects() -> SpeakerTranscript:
 
 # A word of each subject's text (none of them in the prompt's instructions or example) and a title naming it.
 SUBJECT_TITLES = {
-    "tomatoes": "Watering the tomatoes", "quarterly": "Quarterly budget", "ferry": "Ferry departures",
-    "gripper": "Robot arm calibration", "tents": "Summer festival plans", "builders": "Library repairs",
-    "coach": "Football training", "storms": "Storms before the harvest",
+    "tomatoes": "Watering the tomatoes",
+    "quarterly": "Quarterly budget",
+    "ferry": "Ferry departures",
+    "gripper": "Robot arm calibration",
+    "tents": "Summer festival plans",
+    "builders": "Library repairs",
+    "coach": "Football training",
+    "storms": "Storms before the harvest",
 }
 
 
@@ -57,11 +62,24 @@ def happy_script(transcript: SpeakerTranscript) -> list[dict]:
     assert [round(c.time) for c in found] == [76, 151, 227, 302, 377, 453, 528]
     return [
         {"match": CHAPTERS, "content": changes(1, 3, 5, 7), "times": 1},
-        {"match": "SplitDecision", "content": json.dumps({"reason": "It moves through two points.", "subdivide": True})},
+        {
+            "match": "SplitDecision",
+            "content": json.dumps({"reason": "It moves through two points.", "subdivide": True}),
+        },
         {"match": SECTIONS, "content": changes(1)},
-        *({"match": word, "content": json.dumps({"summary": f"The speakers discuss {title.lower()}.", "title": title})}
-          for word, title in SUBJECT_TITLES.items()),
-        {"match": "FileSummary", "content": json.dumps({"summary": "Eight subjects are discussed in turn.", "title": "From tomatoes to the wheat harvest"})},
+        *(
+            {
+                "match": word,
+                "content": json.dumps({"summary": f"The speakers discuss {title.lower()}.", "title": title}),
+            }
+            for word, title in SUBJECT_TITLES.items()
+        ),
+        {
+            "match": "FileSummary",
+            "content": json.dumps(
+                {"summary": "Eight subjects are discussed in turn.", "title": "From tomatoes to the wheat harvest"}
+            ),
+        },
     ]
 
 
@@ -72,7 +90,9 @@ def chats(events: list[dict]) -> list[dict]:
 def test_one_load_full_concurrency_and_eviction_after_the_last_chat(server, client, eight_subjects, tmp_path):
     server.script(happy_script(eight_subjects))
     tenancy = GpuTenancy(client)
-    tree, stats = build_topic_tree(eight_subjects, client, tenancy=tenancy, cache_dir=tmp_path / "cache", config=TRUSTED)
+    tree, stats = build_topic_tree(
+        eight_subjects, client, tenancy=tenancy, cache_dir=tmp_path / "cache", config=TRUSTED
+    )
 
     assert check_tree(tree) == []
     assert [n.id for n in tree.walk()] == ["1", "2", "2.1", "2.2", "3", "3.1", "3.2", "4", "4.1", "4.2", "5"]
@@ -95,7 +115,9 @@ def test_one_load_full_concurrency_and_eviction_after_the_last_chat(server, clie
     assert len(starts) == stats.llm_calls == 19
     stages = {"split": starts[1:4], "level2": starts[4:7], "summary": starts[7:18]}
     assert {name: max(e["in_flight"] for e in batch) for name, batch in stages.items()} == {
-        "split": 3, "level2": 3, "summary": 8,
+        "split": 3,
+        "level2": 3,
+        "summary": 8,
     }
     assert max_in_flight(events)[LLM] == stats.max_in_flight == 8
     assert all(e["options"]["num_ctx"] == 8192 and e["keep_alive"] == "5m" and e["think"] is False for e in starts)
@@ -106,8 +128,10 @@ def test_one_load_full_concurrency_and_eviction_after_the_last_chat(server, clie
     assert set(stats.stage_seconds) == {"level1", "split", "level2", "summary", "file"}
     assert [e["event"] for e in stats.tenancy_timeline] == ["warm", "acquire", "evict", "release"]
     assert stats.outline_md.splitlines()[2:6] == [
-        "- 00:00-01:15 Watering the tomatoes", "- 01:15-03:46 Quarterly budget",
-        "  - 01:15-02:31 Quarterly budget", "  - 02:31-03:46 Ferry departures",
+        "- 00:00-01:15 Watering the tomatoes",
+        "- 01:15-03:46 Quarterly budget",
+        "  - 01:15-02:31 Quarterly budget",
+        "  - 02:31-03:46 Ferry departures",
     ]
 
 
@@ -168,23 +192,51 @@ ADVERSARIAL = {
         ],
         "level2",
     ),
-    "empty title": ([{"match": "NodeSummary", "content": json.dumps({"summary": "The speakers talk.", "title": "  "})}], "summary"),
+    "empty title": (
+        [{"match": "NodeSummary", "content": json.dumps({"summary": "The speakers talk.", "title": "  "})}],
+        "summary",
+    ),
     "summary not json": ([{"match": "NodeSummary", "content": "Sure! Here is the summary."}], "summary"),
     "invented names": (
-        [{"match": "NodeSummary", "content": json.dumps({"summary": "Speaker 1 sails with Captain Ahab.", "title": "Ahab at the harbour"})}],
+        [
+            {
+                "match": "NodeSummary",
+                "content": json.dumps(
+                    {"summary": "Speaker 1 sails with Captain Ahab.", "title": "Ahab at the harbour"}
+                ),
+            }
+        ],
         "summary",
     ),
     "title echoes the prompt": (
-        [{"match": "NodeSummary", "content": json.dumps({"summary": "Speaker 1 at 00:00: words.", "title": "Part: 00:00-02:30"})}],
+        [
+            {
+                "match": "NodeSummary",
+                "content": json.dumps({"summary": "Speaker 1 at 00:00: words.", "title": "Part: 00:00-02:30"}),
+            }
+        ],
         "summary",
     ),
     "title of the first words": (
-        [{"match": "NodeSummary", "content": json.dumps({"summary": "They talk.", "title": "The robot arm calibrates"})},
-         {"match": "NodeSummary", "content": json.dumps({"summary": "They talk.", "title": "Tomatoes need deep watering"})}],
+        [
+            {
+                "match": "NodeSummary",
+                "content": json.dumps({"summary": "They talk.", "title": "The robot arm calibrates"}),
+            },
+            {
+                "match": "NodeSummary",
+                "content": json.dumps({"summary": "They talk.", "title": "Tomatoes need deep watering"}),
+            },
+        ],
         "summary",
     ),
     "file summary invented": (
-        [{"match": "FileSummary", "content": json.dumps({"summary": "A trip to Zanzibar.", "title": "Zanzibar trip notes"})}],
+        [
+            {
+                "match": "FileSummary",
+                "content": json.dumps({"summary": "A trip to Zanzibar.", "title": "Zanzibar trip notes"}),
+            }
+        ],
         "file",
     ),
 }
@@ -226,11 +278,13 @@ def test_adversarial_answers_still_give_a_valid_tree(server, client, eight_subje
 
 def test_l2_fires_on_a_short_clip_with_a_conversation(server, client):
     clip = make_transcript([("garden", 50.0, ["A", "B"]), ("budget", 50.0, ["B", "A"])], turn_s=10)
-    server.script([
-        {"match": CHAPTERS, "content": changes(), "times": 1},
-        {"match": "SplitDecision", "content": json.dumps({"reason": "Garden, then budget.", "subdivide": True})},
-        {"match": SECTIONS, "content": changes(1)},
-    ])
+    server.script(
+        [
+            {"match": CHAPTERS, "content": changes(), "times": 1},
+            {"match": "SplitDecision", "content": json.dumps({"reason": "Garden, then budget.", "subdivide": True})},
+            {"match": SECTIONS, "content": changes(1)},
+        ]
+    )
     # a model trusted to merge even the clearest lexical change (the default re-asks it)
     tree, stats = build_topic_tree(clip, client, config=TRUSTED)
     assert check_tree(tree) == []

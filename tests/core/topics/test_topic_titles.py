@@ -85,7 +85,12 @@ def test_fallback_title_is_a_key_phrase_with_a_subject_word_not_the_first_words(
 
 def test_fallback_summary_is_a_central_sentence_of_the_span_not_its_first():
     lines = [
-        Line(48.0, 56.0, "Speaker 1", "Good. Now the budget. We spent eight thousand dollars of the twelve thousand we planned."),
+        Line(
+            48.0,
+            56.0,
+            "Speaker 1",
+            "Good. Now the budget. We spent eight thousand dollars of the twelve thousand we planned.",
+        ),
         Line(56.4, 64.0, "Speaker 2", "The largest cost was the new irrigation pipes."),
         Line(64.6, 72.0, "Speaker 1", "So we have four thousand dollars left in the budget."),
     ]

@@ -14,7 +14,7 @@ from autorag_dagster.core.types import TopicNode, TopicTree
 
 def assert_tiles(spans, lo, hi):
     assert spans[0][0] == lo and spans[-1][1] == hi
-    for (a, b), (c, _) in zip(spans, spans[1:]):
+    for (_, b), (c, _) in zip(spans, spans[1:]):
         assert b == c
     assert all(b > a for a, b in spans)
 
@@ -90,7 +90,10 @@ def test_check_tree_bounds_depth_and_ends():
     problems = check_tree(tree)
     assert "node 2.1.1 is deeper than 2 levels" in problems
     assert any("ends at 250.000, not 300.000" in p for p in problems)
-    assert check_tree(TopicTree(key="k", duration_s=10.0)) == ["the file has an empty title or summary", "the level-1 topics has no nodes"]
+    assert check_tree(TopicTree(key="k", duration_s=10.0)) == [
+        "the file has an empty title or summary",
+        "the level-1 topics has no nodes",
+    ]
 
 
 def test_outline_is_indented_markdown():
@@ -111,15 +114,22 @@ def test_quality_problems_name_fallbacks_ungrounded_and_echoed_titles():
     transcript = make_transcript([("garden", 60.0, ["A", "B"]), ("budget", 60.0, ["B", "A"])], turn_s=10)
     first_words = " ".join(transcript.utterances[0].text.split()[:4])
     nodes = nodes_for([(0.0, 61.0), (61.0, transcript.duration_s)])
-    nodes[0].title, nodes[0].summary = "Greenhouse compost and seedlings", "Speaker 1 explains how tomatoes are watered."
+    nodes[0].title, nodes[0].summary = (
+        "Greenhouse compost and seedlings",
+        "Speaker 1 explains how tomatoes are watered.",
+    )
     nodes[1].title, nodes[1].summary = "Budget and printing invoices", "Travel costs rise, so printing is cut."
-    tree = TopicTree(key="k", duration_s=transcript.duration_s, title="Garden and budget", summary="Two subjects.", nodes=nodes)
+    tree = TopicTree(
+        key="k", duration_s=transcript.duration_s, title="Garden and budget", summary="Two subjects.", nodes=nodes
+    )
     assert check_tree(tree) == []
     assert topic_quality_problems(tree, [], transcript) == []
 
     nodes[0].title = first_words
     nodes[1].title, nodes[1].summary = "Library roof repairs", "Speaker 2 at 01:01: travel costs"
-    problems = topic_quality_problems(tree, [{"stage": "level1", "node": None, "reason": "x"}, {"stage": "summary", "node": "2"}], transcript)
+    problems = topic_quality_problems(
+        tree, [{"stage": "level1", "node": None, "reason": "x"}, {"stage": "summary", "node": "2"}], transcript
+    )
     assert problems[0].startswith("level 1 fell back")
     assert problems[1] == "fallbacks: summary x1"
     assert any(p.startswith("node 1 ") and "first words" in p for p in problems)

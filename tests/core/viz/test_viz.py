@@ -76,8 +76,22 @@ def two_level_file():
     transcript, tree = build_file("family/mountain-weekend.mp3")
     first = tree.nodes[0]
     first.children = [
-        TopicNode(id="1.1", level=2, start=first.start, end=10.0, title="Two trails compared", summary="Ridge or lake: the lake wins."),
-        TopicNode(id="1.2", level=2, start=10.0, end=first.end, title="An early start", summary="They leave the car park at seven."),
+        TopicNode(
+            id="1.1",
+            level=2,
+            start=first.start,
+            end=10.0,
+            title="Two trails compared",
+            summary="Ridge or lake: the lake wins.",
+        ),
+        TopicNode(
+            id="1.2",
+            level=2,
+            start=10.0,
+            end=first.end,
+            title="An early start",
+            summary="They leave the car park at seven.",
+        ),
     ]
     tree.summary = "A family plans a weekend in the mountains."
     return transcript, tree
@@ -120,7 +134,7 @@ def test_transcript_and_llm_text_stay_text(tmp_path, open_page):
         utterances=[
             Utterance(speaker="SPEAKER_00", start=0, end=5, text=SCRIPT),
             Utterance(speaker="<b>SPEAKER_01</b>", start=5, end=10, text=f"{IMG} & </li></ol>"),
-            Utterance(speaker="SPEAKER_00", start=10, end=20, text="{{ 7 * 7 }} \"quoted\""),
+            Utterance(speaker="SPEAKER_00", start=10, end=20, text='{{ 7 * 7 }} "quoted"'),
         ],
     )
     tree = TopicTree(
@@ -145,7 +159,7 @@ def test_transcript_and_llm_text_stay_text(tmp_path, open_page):
     assert page.locator("script").count() == 1  # the page's own
     assert page.get_by_text(SCRIPT, exact=True).is_visible()
     assert page.get_by_text(f"{IMG} & </li></ol>", exact=True).is_visible()
-    assert page.get_by_text("{{ 7 * 7 }} \"quoted\"", exact=True).is_visible()
+    assert page.get_by_text('{{ 7 * 7 }} "quoted"', exact=True).is_visible()
     assert page.locator("h1").inner_text() == f"Title {SCRIPT}"
     assert page.locator('[id="topic-1"] .topic-summary').inner_text() == f"</article>{SCRIPT}"
     assert page.locator("#transcript .speaker").nth(1).inner_text() == "<b>SPEAKER_01</b>"
@@ -213,8 +227,12 @@ def test_the_page_check_reads_titles_and_text_as_chromium_does(tmp_path, open_pa
 
     # the same page with one title written raw: Chromium shows a bold element, and the check misses the title
     raw = tmp_path / "raw.html"
-    raw.write_text(path.read_text(encoding="utf-8").replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>"), encoding="utf-8")
+    raw.write_text(
+        path.read_text(encoding="utf-8").replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>"), encoding="utf-8"
+    )
     shown = open_page(raw).locator("#outline .topic-title").all_text_contents()
     title = PUNCTUATED_TITLES[4]
     assert title not in shown and title.replace("<b>", "").replace("</b>", "") in shown
-    assert check_viz_page(raw.read_text(encoding="utf-8"), tree, transcript) == [f"topic 5 {title!r} is not on the page"]
+    assert check_viz_page(raw.read_text(encoding="utf-8"), tree, transcript) == [
+        f"topic 5 {title!r} is not on the page"
+    ]
