@@ -178,7 +178,7 @@ def failure_text(result: ExecuteInProcessResult) -> str:
         for event in result.all_events
         if event.event_type == DagsterEventType.STEP_FAILURE
     ]
-    failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
+    failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed and _is_error(c)]
     if failed:
         lines.append(f"failed checks: {', '.join(failed)}")
     return "\n".join(lines)
@@ -190,9 +190,13 @@ def _step_failure_message(data) -> str:
     return (described or (data.error.message if data.error else "failed")).strip()
 
 
+def _is_error(check) -> bool:
+    return check.severity.value == "ERROR"
+
+
 def succeeded(result: ExecuteInProcessResult) -> bool:
-    """The run succeeded and every check that ran passed."""
-    return result.success and all(c.passed for c in result.get_asset_check_evaluations())
+    """The run succeeded and every check of severity ERROR passed (warnings are reported, not failures)."""
+    return result.success and all(c.passed for c in result.get_asset_check_evaluations() if _is_error(c))
 
 
 def step_seconds(results: Iterable[ExecuteInProcessResult]) -> dict[str, float]:
@@ -234,7 +238,7 @@ def failed_files(result: ExecuteInProcessResult, keys: Sequence[str]) -> dict[st
                 for key in keys:
                     failed.setdefault(key, f"{event.step_key}: {message}")
     for check in result.get_asset_check_evaluations():
-        if not check.passed and check.severity.value == "ERROR":
+        if not check.passed and _is_error(check):
             per_file = check.metadata.get("failed_files")
             reasons = per_file.value if per_file is not None else {k: "failed" for k in keys}
             for key, reason in reasons.items():

@@ -58,8 +58,8 @@ from autorag_dagster.core.types import SpeakerTranscript
 FILES = ("sample", "five", "long")
 BACKENDS = ("packaged", "deterministic")
 PACKAGED_LLM = "smollm2:135m"
-DETERMINISTIC_LLM = "gemma4:latest"  # the local server's deterministic stand-in (its catalogue says so)
-EMBED = {"packaged": "all-minilm:latest", "deterministic": "nomic-embed-text:latest"}
+DETERMINISTIC_LLM = "deterministic-llm:latest"  # the local server's test double, under its own name
+EMBED = {"packaged": "all-minilm:latest", "deterministic": "deterministic-embed:latest"}
 SPEECH_STAGES = ("decode", "transcribe", "diarize", "align")
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -204,7 +204,12 @@ def serve(name: str, work: Path, slots: int) -> Iterator[Backend]:
         llm = PACKAGED_LLM
     elif name == "deterministic":
         server = LocalServer(
-            models_dir=models_dir, pulled=[DETERMINISTIC_LLM], num_parallel=slots, max_loaded_models=1, keep_alive="5m"
+            models_dir=models_dir,
+            pulled=[DETERMINISTIC_LLM],
+            num_parallel=slots,
+            max_loaded_models=1,
+            keep_alive="5m",
+            deterministic=True,
         )
         llm = DETERMINISTIC_LLM
     else:

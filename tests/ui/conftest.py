@@ -34,6 +34,7 @@ def ollama_server(tmp_path_factory) -> Iterator[LocalServer]:
         pulled=["gemma4:latest", "nomic-embed-text"],
         deterministic=True,
         stand_in_names=True,  # the deterministic backend under the default names, on purpose
+        test_routes=True,  # the run test scripts punctuated titles through /_autorag/script
     ) as server:
         yield server
 

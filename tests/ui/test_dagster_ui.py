@@ -97,6 +97,9 @@ def test_asset_graph_has_every_stage_with_its_dependencies(repository):
     assert in_job == ASSET_PARENTS.keys() - {"lancedb_index"}  # the index is maintenance, not per file
 
 
+WARNINGS = {"topic_tree_quality"}
+
+
 def test_asset_checks_are_attached_and_blocking(repository):
     for node in repository["assetNodes"]:
         asset = "/".join(node["assetKey"]["path"])
@@ -105,7 +108,8 @@ def test_asset_checks_are_attached_and_blocking(repository):
         found = {c["name"]: c["blocking"] for c in checks["checks"]}
         expected = ASSET_CHECKS.get(asset, set())
         assert expected <= found.keys(), f"{asset}: {found}"
-        assert all(found[name] for name in expected), f"{asset}: {found}"
+        # Every check blocks what follows, except the topic_tree_quality warning.
+        assert all(found[name] == (name not in WARNINGS) for name in expected), f"{asset}: {found}"
 
 
 def test_job_sensors_and_schedule_are_listed_and_stopped_by_default(repository, dagster_dev):

@@ -158,12 +158,14 @@ def test_cli_search_prints_json_and_a_table():
 
 
 @pytest.mark.usefixtures("cli_env")
-def test_cli_search_names_the_missing_model_table(monkeypatch):
+def test_cli_search_names_the_missing_model_table(monkeypatch, local_ollama):
     from typer.testing import CliRunner
 
     from autorag_dagster.cli import app
 
+    # A server answers, so the configured model is the one searched for; it made no table here.
+    monkeypatch.setenv("AUTORAG_OLLAMA_BASE_URL", local_ollama.url)
     monkeypatch.setenv("AUTORAG_EMBED_MODEL", "nomic-embed-text")
-    result = CliRunner().invoke(app, ["search", "boots"])
+    result = CliRunner().invoke(app, ["search", "boots", "--mode", "text"])
     assert result.exit_code == 1
     assert "no table for embedding model 'nomic-embed-text:latest'" in result.stderr

@@ -11,6 +11,7 @@ from autorag_dagster.core.types import SpeakerTranscript
 from autorag_dagster.localserve import LocalServer
 from autorag_dagster.ollama import OllamaClient
 from tests.support.models import EMBED, LLM
+from tests.support.ollama_clients import make_client as new_client
 from tests.support.synthetic_transcripts import TEN_MINUTES, make_transcript
 
 
@@ -50,18 +51,7 @@ def make_client() -> Iterator[Callable[..., OllamaClient]]:
     with ExitStack() as stack:
 
         def make(url: str, **overrides) -> OllamaClient:
-            options = dict(
-                llm_model=LLM,
-                embed_model=EMBED,
-                num_ctx=8192,
-                keep_alive="5m",
-                timeout=30,
-                request_retries=2,
-                validation_retries=2,
-                max_concurrency=8,
-                backoff_s=0.01,
-            )
-            return stack.enter_context(OllamaClient(url, **{**options, **overrides}))
+            return stack.enter_context(new_client(url, **{"backoff_s": 0.01, **overrides}))
 
         yield make
 
