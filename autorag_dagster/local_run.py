@@ -15,21 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
-
 from autorag_dagster.settings import Settings
 
 PACKAGED_LLM = "smollm2:135m"
 PACKAGED_EMBED = "all-minilm"
 
 Say = Callable[[str], None]
-
-
-def ollama_answers(base_url: str, timeout: float = 3.0) -> bool:
-    try:
-        return httpx.get(f"{base_url}/api/version", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def packaged(settings: Settings, base_url: str | None = None) -> Settings:

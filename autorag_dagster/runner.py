@@ -42,8 +42,6 @@ from autorag_dagster.defs.partitions import audio_files, range_tags
 from autorag_dagster.settings import Settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 PER_FILE_JOB = "process_audio"
 _FILE_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (.+?): (.+)$")
 

@@ -90,10 +90,6 @@ class Settings(BaseSettings, OllamaConfig, WhisperConfig, DiarizerConfig, Storag
     def topic_config(self) -> TopicConfig:
         return TopicConfig(num_ctx_l1=self.num_ctx_l1)
 
-    @property
-    def layout(self) -> DataLayout:
-        return DataLayout(self.data_dir, self.lancedb_uri)
-
 
 def _env_name(loc: tuple) -> str:
     return ENV_PREFIX + str(loc[0]).upper() if loc else ENV_PREFIX + "?"

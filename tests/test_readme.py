@@ -15,13 +15,13 @@ import re
 import shlex
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from autorag_dagster.core.types import TopicTree
+from tests.support.dagster_dev import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -139,15 +139,11 @@ def test_the_commands_block(made_run, project):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                version = httpx.get("http://127.0.0.1:11434/api/version", timeout=2).json()["version"]
-                break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("autorag ollama-serve did not answer on port 11434")
+        version = wait_for(
+            lambda: httpx.get("http://127.0.0.1:11434/api/version", timeout=2).json()["version"],
+            "autorag ollama-serve answering on port 11434",
+            120,
+        )
         assert version.endswith("+autorag-localserve")
         models = run(".venv/bin/autorag models", project, timeout=300)
         flat = assert_legible(models)
@@ -176,18 +172,13 @@ def test_make_dev_serves_the_ui(made_run, project):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            try:
-                answer = httpx.post("http://127.0.0.1:3000/graphql", json={"query": "{ version }"}, timeout=5)
-                if answer.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert dev.poll() is None, dev.stdout.read()[-3000:]
-            time.sleep(1)
-        else:
-            pytest.fail("make dev did not serve the UI on 127.0.0.1:3000")
+
+        def serving() -> bool:
+            assert dev.poll() is None, dev.stdout.read()[-3000:]  # make dev must not have exited
+            answer = httpx.post("http://127.0.0.1:3000/graphql", json={"query": "{ version }"}, timeout=5)
+            return answer.status_code == 200
+
+        wait_for(serving, "make dev serving the UI on 127.0.0.1:3000", 240)
         runs = httpx.post(
             "http://127.0.0.1:3000/graphql",
             json={"query": "{ runsOrError { ... on Runs { results { runId } } } }"},

@@ -292,18 +292,17 @@ def _closing_summary(report, effective, settings, query: str) -> None:
 
 
 def _topic_rows(layout, outcomes) -> dict[str, dict]:
-    """Per file that has a topic tree: its node count and which stages fell back."""
+    """Per file that has a topic tree: its node count and which stages fell back (from ``topic_stats.json``)."""
+    from autorag_dagster.core.topics import describe_fallbacks
+
     rows = {}
     for outcome in outcomes:
-        try:
-            tree = layout.read_stored("topic_tree", outcome.key)
-        except (FileNotFoundError, ValueError):
-            continue
-        fallbacks = (layout.read_topic_stats(outcome.key) or {}).get("fallback_counts") or {}
-        rows[outcome.key] = {
-            "nodes": sum(1 for _ in tree.walk()),
-            "fallbacks": ", ".join(f"{stage} {n}" for stage, n in fallbacks.items() if n) or "none",
-        }
+        stats = layout.read_topic_stats(outcome.key)
+        if stats is not None:
+            rows[outcome.key] = {
+                "nodes": stats.get("node_count", "-"),
+                "fallbacks": describe_fallbacks(stats.get("fallback_counts") or {}),
+            }
     return rows
 
 
@@ -335,13 +334,15 @@ def search(
     from autorag_dagster.core.search import hits_json
     from autorag_dagster.core.search import search as search_store
     from autorag_dagster.core.store import SegmentStore, StoreError
-    from autorag_dagster.local_run import ollama_answers, ollama_or_local_server, packaged
+    from autorag_dagster.local_run import ollama_or_local_server, packaged
     from autorag_dagster.ollama import OllamaClient, OllamaError
+    from autorag_dagster.ollama.identity import identify_server
 
     settings = _settings()
     try:
         if mode is SearchMode.text:  # no embedding: only the table's name depends on the model
-            effective = settings if ollama_answers(settings.ollama_base_url) else packaged(settings)
+            answering = identify_server(settings.ollama_base_url).version is not None
+            effective = settings if answering else packaged(settings)
             store = SegmentStore.for_model(effective.layout.lancedb, effective.embed_model)
             hits = search_store(store, query, embed=None, k=k, files=file, speakers=speaker, mode=mode.value)
         else:

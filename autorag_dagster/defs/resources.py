@@ -15,7 +15,6 @@ from dagster import AssetExecutionContext, ConfigurableResource, MetadataValue
 from autorag_dagster.core.diarize import Diarizer, DiarizerConfig, make_diarizer
 from autorag_dagster.core.transcribe import Transcriber, WhisperConfig
 from autorag_dagster.gpu import GpuTenancy
-from autorag_dagster.layout import DataLayout
 from autorag_dagster.ollama import OllamaClient
 from autorag_dagster.ollama.config import OllamaConfig
 from autorag_dagster.settings import Settings, StorageConfig
@@ -78,10 +77,6 @@ class StorageResource(ConfigurableResource, StorageConfig):
     @classmethod
     def from_settings(cls, settings: Settings) -> StorageResource:
         return cls(**settings.storage_config.model_dump())
-
-    @property
-    def layout(self) -> DataLayout:
-        return DataLayout(self.data_dir, self.lancedb_uri)
 
 
 class SpeechResource(ConfigurableResource, WhisperConfig, DiarizerConfig):

@@ -6,7 +6,7 @@ grounding, and replaced by key phrases and central sentences when unusable. ``bu
 stages in order; ``runner`` talks to the model (cache, residency, re-asks, fallbacks).
 """
 
-from autorag_dagster.core.topics.build import TopicStats, build_topic_tree
+from autorag_dagster.core.topics.build import TopicStats, build_topic_tree, describe_fallbacks
 from autorag_dagster.core.topics.runner import LlmResidency
 from autorag_dagster.core.topics.stages import TopicConfig
 from autorag_dagster.core.topics.tree import (
@@ -21,6 +21,7 @@ __all__ = [
     "TopicStats",
     "build_topic_tree",
     "check_tree",
+    "describe_fallbacks",
     "outline_markdown",
     "topic_quality_problems",
 ]

@@ -160,3 +160,8 @@ def build_topic_tree(
         tenancy_timeline=tenancy.timeline[timeline_start:],
     )
     return tree, stats
+
+
+def describe_fallbacks(counts: dict[str, int]) -> str:
+    """``"level1 1, summary 2"`` (stages whose answers were replaced), or ``"none"``."""
+    return ", ".join(f"{stage} {n}" for stage, n in counts.items() if n) or "none"

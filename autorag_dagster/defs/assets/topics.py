@@ -3,7 +3,7 @@
 from dagster import AssetExecutionContext, MetadataValue
 
 from autorag_dagster.core import atomic
-from autorag_dagster.core.topics import LlmResidency, TopicConfig, TopicStats, build_topic_tree
+from autorag_dagster.core.topics import LlmResidency, TopicConfig, TopicStats, build_topic_tree, describe_fallbacks
 from autorag_dagster.core.types import SpeakerTranscript, TopicTree
 from autorag_dagster.defs.assets.common import per_file, per_file_asset, report
 from autorag_dagster.defs.resources import GpuResource, OllamaResource, StorageResource
@@ -84,8 +84,7 @@ def topic_tree(
         row=lambda key, tree: {
             "nodes": all_stats[key].node_count,
             "level 1 from": all_stats[key].level1_source,
-            "fallbacks": ", ".join(f"{stage} {n}" for stage, n in all_stats[key].fallback_counts.items() if n)
-            or "none",
+            "fallbacks": describe_fallbacks(all_stats[key].fallback_counts),
             "llm_calls": all_stats[key].llm_calls,
             "cache_hits": all_stats[key].cache_hits,
         },
