@@ -90,6 +90,7 @@ class SpeakerTranscript(BaseModel):
     duration_s: float
     language: str
     utterances: list[Utterance]
+    smoothed_words: int = Field(default=0, description="Words given back to the speaker around them (align.Smoothing).")
 
     @property
     def speakers(self) -> list[str]:

@@ -129,14 +129,16 @@ def diarization(
     return results
 
 
-@per_file_asset(group="speech", code_version="speaker-transcript-1")
+@per_file_asset(group="speech", code_version="speaker-transcript-2")
 def speaker_transcript(
     context: AssetExecutionContext,
     transcript: dict[str, Transcript],
     diarization: dict[str, Diarization],
     storage: StorageResource,
 ) -> dict[str, SpeakerTranscript]:
-    """Each word gets the speaker whose turn overlaps it most; consecutive words form utterances."""
+    """Each word gets the speaker whose turn overlaps it most, a word or two inside another
+    speaker's turn without evidence of overlapped speech is given back to that speaker, and
+    consecutive words form utterances."""
     exports: dict[str, dict] = {}
 
     def one(key: str) -> SpeakerTranscript:
@@ -156,10 +158,15 @@ def speaker_transcript(
         one=lambda key, st: {
             "speakers": len(st.speakers),
             "utterances": len(st.utterances),
+            "smoothed_words": st.smoothed_words,
             "talk_time": talk_time_table(st.talk_time()),
             "excerpt": MetadataValue.md(lines(st)),
             "exports": links(exports[key]),
         },
-        row=lambda key, st: {"speakers": len(st.speakers), "utterances": len(st.utterances)},
+        row=lambda key, st: {
+            "speakers": len(st.speakers),
+            "utterances": len(st.utterances),
+            "smoothed words": st.smoothed_words,
+        },
     )
     return results
