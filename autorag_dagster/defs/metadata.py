@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dagster import MetadataValue
 
 from autorag_dagster.core.timefmt import clock as mmss
+from autorag_dagster.core.types import NameSuggestion
 
 
 def excerpt(text: str, limit: int = 400) -> str:
@@ -37,3 +39,18 @@ def per_file_table(rows: list[Mapping[str, object]]) -> MetadataValue:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(str(r.get(h, "")) for h in header) + " |" for r in rows]
     return MetadataValue.md("\n".join(lines))
+
+
+def md_escape(text: str) -> str:
+    """``text`` as literal Markdown on one line: the characters Markdown would act on escaped."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+!|~])", r"\\\1", " ".join(text.split()))
+
+
+def name_suggestions_table(suggestions: Sequence[NameSuggestion]) -> MetadataValue:
+    """The names the transcript suggests, one row per piece of evidence (none is applied)."""
+    if not suggestions:
+        return MetadataValue.md("(none)")
+    rows = ["| speaker | suggested name | time | words |", "| --- | --- | --- | --- |"]
+    for s in suggestions:
+        rows.append(f"| {md_escape(s.speaker)} | {md_escape(s.name)} | {mmss(s.time)} | {md_escape(s.words)} |")
+    return MetadataValue.md("\n".join(rows))

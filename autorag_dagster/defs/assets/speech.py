@@ -9,9 +9,10 @@ from autorag_dagster.core.align import assign_speakers
 from autorag_dagster.core.audio import load_samples, prepare_audio
 from autorag_dagster.core.exports import export_diarization, export_speaker_transcript, export_transcript
 from autorag_dagster.core.keys import validate_key
+from autorag_dagster.core.name_suggestions import suggest_names
 from autorag_dagster.core.types import AudioInfo, Diarization, SpeakerTranscript, Transcript
 from autorag_dagster.defs.assets.common import per_file, per_file_asset, report
-from autorag_dagster.defs.metadata import excerpt, links, mmss, talk_time_table
+from autorag_dagster.defs.metadata import excerpt, links, mmss, name_suggestions_table, talk_time_table
 from autorag_dagster.defs.resources import GpuResource, SpeechResource, StorageResource
 
 
@@ -138,11 +139,13 @@ def speaker_transcript(
 ) -> dict[str, SpeakerTranscript]:
     """Each word gets the speaker whose turn overlaps it most, a word or two inside another
     speaker's turn without evidence of overlapped speech is given back to that speaker, and
-    consecutive words form utterances."""
+    consecutive words form utterances. Names the words suggest for the speakers ("I'm Ana",
+    "over to you, Ben") are kept with their evidence, never applied."""
     exports: dict[str, dict] = {}
 
     def one(key: str) -> SpeakerTranscript:
         result = assign_speakers(transcript[key], diarization[key])
+        result.name_suggestions = suggest_names(result)
         exports[key] = export_speaker_transcript(result, storage.layout.file_dir(key))
         return result
 
@@ -159,6 +162,7 @@ def speaker_transcript(
             "speakers": len(st.speakers),
             "utterances": len(st.utterances),
             "smoothed_words": st.smoothed_words,
+            "name_suggestions": name_suggestions_table(st.name_suggestions),
             "talk_time": talk_time_table(st.talk_time()),
             "excerpt": MetadataValue.md(lines(st)),
             "exports": links(exports[key]),
@@ -167,6 +171,7 @@ def speaker_transcript(
             "speakers": len(st.speakers),
             "utterances": len(st.utterances),
             "smoothed words": st.smoothed_words,
+            "suggested names": ", ".join(sorted({f"{s.speaker}: {s.name}" for s in st.name_suggestions})) or "-",
         },
     )
     return results
