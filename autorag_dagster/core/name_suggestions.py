@@ -21,9 +21,8 @@ import bisect
 import re
 from functools import lru_cache
 
+from autorag_dagster.core.align import UNKNOWN_SPEAKER
 from autorag_dagster.core.types import NameSuggestion, SpeakerTranscript, Utterance
-
-UNKNOWN_SPEAKER = "UNKNOWN"  # as core.align labels words outside every turn
 
 # Stop words that are also first names: capitalised after "I'm" or "thanks," they are names.
 NAMES_AMONG_STOP_WORDS = frozenset({"bill", "will", "may", "mark"})
@@ -84,20 +83,19 @@ def common_words() -> frozenset[str]:
 
 
 def _is_name_word(word: str) -> bool:
-    bare = word.strip("'’-")
     return (
-        len(bare) >= 2
-        and bare[0].isupper()
-        and all(c.isalpha() or c in "'’-" for c in bare)
-        and bare.lower() not in common_words()
-        and not bare.lower().endswith(("'s", "’s"))  # "I'm Ana's sister"
+        len(word) >= 2
+        and word[0].isupper()
+        and all(c.isalpha() or c in "'’-" for c in word)
+        and word.lower() not in common_words()
+        and not word.lower().endswith(("'s", "’s"))  # "I'm Ana's sister"
     )
 
 
 def name_in(matched: str) -> str | None:
     """The name a pattern captured (one or two words, after a title such as "Dr."), or None if
     its first word is no name."""
-    words = matched.split()
+    words = [word.strip("'’-") for word in matched.split()]
     if len(words) > 1 and words[0].rstrip(".") in TITLES:
         name = name_in(" ".join(words[1:3]))
         return f"{words[0]} {name}" if name else None

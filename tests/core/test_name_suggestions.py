@@ -151,6 +151,7 @@ def test_name_in_takes_one_or_two_capitalised_words():
     assert name_in("Sure thing") is None
     assert name_in("ana") is None
     assert name_in("O'Neil") == "O'Neil"
+    assert name_in("Ana- Lopez") == "Ana Lopez"
 
 
 def test_the_metadata_table_escapes_markdown():
