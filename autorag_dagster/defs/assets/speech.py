@@ -12,7 +12,14 @@ from autorag_dagster.core.keys import validate_key
 from autorag_dagster.core.name_suggestions import suggest_names
 from autorag_dagster.core.types import AudioInfo, Diarization, SpeakerTranscript, Transcript
 from autorag_dagster.defs.assets.common import per_file, per_file_asset, report
-from autorag_dagster.defs.metadata import excerpt, links, mmss, name_suggestions_table, talk_time_table
+from autorag_dagster.defs.metadata import (
+    excerpt,
+    links,
+    mmss,
+    name_suggestions_table,
+    talk_time_table,
+    utterance_excerpt,
+)
 from autorag_dagster.defs.resources import GpuResource, SpeechResource, StorageResource
 
 
@@ -151,10 +158,6 @@ def speaker_transcript(
 
     results = per_file(context, transcript, one, what="Aligning speakers")
 
-    def lines(st: SpeakerTranscript) -> str:
-        shown = [f"**{u.speaker}** [{mmss(u.start)}]: {excerpt(u.text, 160)}" for u in st.utterances[:8]]
-        return "\n\n".join(shown) or "(no speech)"
-
     report(
         context,
         results,
@@ -164,7 +167,7 @@ def speaker_transcript(
             "smoothed_words": st.smoothed_words,
             "name_suggestions": name_suggestions_table(st.name_suggestions),
             "talk_time": talk_time_table(st.talk_time()),
-            "excerpt": MetadataValue.md(lines(st)),
+            "excerpt": utterance_excerpt(st.utterances),
             "exports": links(exports[key]),
         },
         row=lambda key, st: {
