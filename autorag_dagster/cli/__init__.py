@@ -18,7 +18,9 @@ app = typer.Typer(
 
 @app.command("ollama-serve")
 def ollama_serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Interface to bind; anything but loopback is warned about (no authentication)."
+    ),
     port: int = typer.Option(11434, help="Port to listen on."),
     models_dir: Path = typer.Option(
         None,
