@@ -15,23 +15,41 @@
 ```
 
 Stored asset values are ``{"type": "<module>:<class>", "value": {...}}``; ``read_stored`` turns
-one back into its pydantic model. Only the project's own types are loaded: a stored file that
-names any other module is refused.
+one back into its pydantic model. Only the types in ``STORED_TYPES`` (what the assets return)
+are written or read: a stored file naming any other type is refused, and no module is imported
+because a file names it.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from autorag_dagster.core import atomic
 from autorag_dagster.core.keys import folder_name_for_key
+from autorag_dagster.core.types import (
+    AudioInfo,
+    Diarization,
+    EmbeddingsWrite,
+    SpeakerTranscript,
+    TopicTree,
+    Transcript,
+    VizPage,
+)
 
-_OWN_MODULES = "autorag_dagster."
+
+def type_name(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+STORED_TYPES: dict[str, type[BaseModel]] = {
+    type_name(cls): cls
+    for cls in (AudioInfo, Transcript, Diarization, SpeakerTranscript, TopicTree, EmbeddingsWrite, VizPage)
+}
+"""The registry of stored value types, by the name a stored file gives: one per per-file asset."""
 
 
 class StoredValueError(ValueError):
@@ -76,8 +94,10 @@ class DataLayout:
         return sorted(self.files_dir.glob(f"*/assets/{asset}.json"))
 
     def write_stored(self, asset: str, key: str, value: BaseModel) -> Path:
-        cls = type(value)
-        payload = {"type": f"{cls.__module__}:{cls.__qualname__}", "value": value.model_dump(mode="json")}
+        name = type_name(type(value))
+        if name not in STORED_TYPES:
+            raise StoredValueError(f"{asset} for {key!r} is a {name}, which is not a stored value type (STORED_TYPES).")
+        payload = {"type": name, "value": value.model_dump(mode="json")}
         return atomic.write_json(self.stored_path(asset, key), payload)
 
     def read_stored(self, asset: str, key: str) -> BaseModel:
@@ -135,12 +155,19 @@ def load_stored(path: Path) -> BaseModel:
     """A stored value file back as its pydantic model (only the project's own types)."""
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
-        module, _, name = payload["type"].partition(":")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        if not isinstance(payload["type"], str):
+            raise TypeError(f"its type is {payload['type']!r}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoredValueError(f"{path} is not a stored asset value ({exc}); re-materialise the asset.") from exc
-    if not module.startswith(_OWN_MODULES):
-        raise StoredValueError(f"{path} names the type {payload['type']!r}, which is not one of this project's.")
-    cls = getattr(importlib.import_module(module), name, None)
-    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-        raise StoredValueError(f"{path} names the type {payload['type']!r}, which is not a stored value type.")
-    return cls.model_validate(payload["value"])
+    cls = STORED_TYPES.get(payload["type"])
+    if cls is None:
+        raise StoredValueError(
+            f"{path} names the type {payload['type']!r}, which is not one of this project's stored value types "
+            f"({', '.join(sorted(STORED_TYPES))}); it is refused unread: re-materialise the asset."
+        )
+    try:
+        return cls.model_validate(payload["value"])
+    except ValidationError as exc:
+        raise StoredValueError(
+            f"{path} does not hold a valid {cls.__name__} ({exc}); re-materialise the asset."
+        ) from exc
