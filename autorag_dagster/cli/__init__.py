@@ -145,6 +145,37 @@ def models() -> None:
         _fail(f"Missing: {', '.join(missing)}. Pull with {pull_commands(missing)}.")
 
 
+@app.command("speech-models")
+def speech_models(
+    fetch: bool = typer.Option(
+        False, "--fetch", help="Download what is missing first (with progress), then check it loads."
+    ),
+) -> None:
+    """Show whether the Whisper model and the pyannote pipeline of the settings are present.
+
+    AUTORAG_WHISPER_MODEL, AUTORAG_DIARIZER and AUTORAG_PYANNOTE_PIPELINE name them; downloads go
+    to the Hugging Face cache (HF_HOME), with HF_TOKEN for the gated pyannote pipeline. The
+    packaged models (tiny.en, resemblyzer) need nothing. Exits 1 when a model is missing or a
+    download fails.
+    """
+    from autorag_dagster.cli import render
+    from autorag_dagster.core import speech_models as models
+
+    settings = _settings()
+    try:
+        if fetch:
+            models.fetch(settings.whisper_config, settings.diarizer_config, say=render.say)
+        states = models.status(settings.whisper_config, settings.diarizer_config)
+    except models.SpeechModelError as exc:
+        _fail(str(exc))
+    for state in states:
+        label = "MISSING" if not state.ready else state.state
+        typer.echo(f"  {label:<12} {state.role:<8} {state.name}: {state.where}")
+    missing = [state.name for state in states if not state.ready]
+    if missing:
+        _fail(f"Missing: {', '.join(missing)}. Fetch with {models.PULL_HINT}.")
+
+
 class KvCacheType(StrEnum):
     f16 = "f16"
     q8_0 = "q8_0"
