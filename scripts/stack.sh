@@ -216,6 +216,7 @@ main() {
       ;;
     status)
       require_docker
+      prepare_folders # the one-off `models` container mounts DATA_DIR as `up` did
       cmd_status
       ;;
     logs)
