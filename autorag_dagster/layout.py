@@ -97,6 +97,31 @@ class DataLayout:
             )
         return load_stored(path)
 
+    def key_for(self, file: str | Path, audio_dir: str | Path | None = None) -> str | None:
+        """The partition key of an audio file named by its path or by its key; None when unknown.
+
+        A path is matched against the source paths the stored ``audio`` values record (whatever
+        folder the file was run from), then against ``audio_dir``; any other text is a key
+        when this data directory has stored values for it.
+        """
+        path = Path(file)
+        if path.is_file():
+            wanted = path.resolve()
+            for stored in self.stored_paths("audio"):
+                try:
+                    value = load_stored(stored)
+                except StoredValueError:
+                    continue
+                source, key = getattr(value, "path", None), getattr(value, "key", None)
+                if source and key and Path(source).resolve() == wanted:
+                    return key
+            if audio_dir is not None and wanted.is_relative_to(Path(audio_dir).resolve()):
+                return wanted.relative_to(Path(audio_dir).resolve()).as_posix()
+        text = str(file)
+        if any(self.stored_path(asset, text).exists() for asset in ("audio", "topic_tree")):
+            return text
+        return None
+
     # --- shared folders ---------------------------------------------------------------------------
     @property
     def viz_dir(self) -> Path:
