@@ -217,3 +217,12 @@ def test_embedding_refuses_what_it_cannot_do(tmp_path, recordings, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ChaptersError, match="ffmpeg is not installed"):
         embed_chapters(source, metadata, tmp_path / "other.mp3")
+
+
+def test_a_tree_without_topics_still_writes_valid_files(tmp_path):
+    files = export_chapters(TopicTree(key="quiet.wav", duration_s=3.0), tmp_path)
+    assert list(webvtt.read(str(files["chapters_vtt"]))) == []
+    document = json.loads(files["chapters_json"].read_text(encoding="utf-8"))
+    jsonschema.validate(document, PODCAST_CHAPTERS_SCHEMA)
+    assert document["chapters"] == [] and files["chapters_txt"].read_text() == ""
+    assert files["chapters_ffmetadata"].read_text() == ";FFMETADATA1\n"

@@ -104,3 +104,9 @@ def test_one_note_per_recording_under_a_stable_name_rewritten_when_the_tree_chan
     write_note(transcript, tree, path)
     assert "**Printing**" in path.read_text(encoding="utf-8") and "**Posters**" not in path.read_text(encoding="utf-8")
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_recording_without_speech_or_topics_gets_a_short_note():
+    empty = SpeakerTranscript(key="quiet.wav", duration_s=3.0, language="en", utterances=[])
+    note = render_note(empty, TopicTree(key="quiet.wav", duration_s=3.0))
+    assert note.startswith("# quiet\n") and "No topics." in note and "No speech." in note and "No quotes." in note
