@@ -96,7 +96,7 @@ def to_podcast_chapters(chapters: list[Chapter], *, title: str = "", file_name: 
     if file_name:
         document["fileName"] = file_name
     document["chapters"] = [
-        {"startTime": round(c.start, 3), "endTime": round(c.end, 3), "title": c.title, "id": c.id} for c in chapters
+        {"startTime": round(c.start, 3), "endTime": round(c.end, 3), "title": c.title} for c in chapters
     ]
     return document
 

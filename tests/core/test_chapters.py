@@ -52,7 +52,6 @@ PODCAST_CHAPTERS_SCHEMA = {
                     "img": {"type": "string"},
                     "url": {"type": "string"},
                     "toc": {"type": "boolean"},
-                    "id": {"type": "string"},
                     "location": {
                         "type": "object",
                         "required": ["name", "geo"],
