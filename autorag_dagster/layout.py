@@ -3,9 +3,11 @@
 ```
 <data>/
   files/<folder for key>/          exports of one audio file (transcript, diarization, topics, outline, preview,
+                                   chapters.vtt/.json/.txt/.ffmetadata,
                                    topic_stats.json: how its topic tree was made)
   files/<folder for key>/assets/   the stored value of each asset for that file, as JSON
   viz/index.html, viz/*.html       the HTML pages
+  notes/<folder for key>.md        the Markdown note of each file (unless AUTORAG_NOTES_DIR points elsewhere)
   lancedb/                         the LanceDB tables (unless AUTORAG_LANCEDB_URI points elsewhere)
   cache/llm/                       LLM answers by content
   dagster/                         Dagster's storage for the main job and `make dev`
@@ -60,10 +62,12 @@ class StoredValueError(ValueError):
 class DataLayout:
     root: Path
     lancedb_uri: str | None = None
+    notes: Path | None = None
 
-    def __init__(self, root: str | Path, lancedb_uri: str | None = None):
+    def __init__(self, root: str | Path, lancedb_uri: str | None = None, notes_dir: str | Path | None = None):
         object.__setattr__(self, "root", Path(root))
         object.__setattr__(self, "lancedb_uri", lancedb_uri)
+        object.__setattr__(self, "notes", Path(notes_dir) if notes_dir else None)
 
     # --- per audio file -------------------------------------------------------------------------
     @property
@@ -77,6 +81,10 @@ class DataLayout:
     def stored_path(self, asset: str, key: str) -> Path:
         """Where the value of ``asset`` for the partition ``key`` is stored."""
         return self.file_dir(key) / "assets" / f"{asset}.json"
+
+    def chapters(self, key: str, name: str = "chapters.ffmetadata") -> Path:
+        """One of the chapter files of a file (``chapters.vtt``, ``.json``, ``.txt``, ``.ffmetadata``)."""
+        return self.file_dir(key) / name
 
     def topic_stats(self, key: str) -> Path:
         """How the topic tree of one file was made (``TopicStats``: fallbacks per stage, LLM calls)."""
@@ -109,6 +117,31 @@ class DataLayout:
             )
         return load_stored(path)
 
+    def key_for(self, file: str | Path, audio_dir: str | Path | None = None) -> str | None:
+        """The partition key of an audio file named by its path or by its key; None when unknown.
+
+        A path is matched against the source paths the stored ``audio`` values record (whatever
+        folder the file was run from), then against ``audio_dir``; any other text is a key
+        when this data directory has stored values for it.
+        """
+        path = Path(file)
+        if path.is_file():
+            wanted = path.resolve()
+            for stored in self.stored_paths("audio"):
+                try:
+                    value = load_stored(stored)
+                except StoredValueError:
+                    continue
+                source, key = getattr(value, "path", None), getattr(value, "key", None)
+                if source and key and Path(source).resolve() == wanted:
+                    return key
+            if audio_dir is not None and wanted.is_relative_to(Path(audio_dir).resolve()):
+                return wanted.relative_to(Path(audio_dir).resolve()).as_posix()
+        text = str(file)
+        if any(self.stored_path(asset, text).exists() for asset in ("audio", "topic_tree")):
+            return text
+        return None
+
     # --- shared folders ---------------------------------------------------------------------------
     @property
     def viz_dir(self) -> Path:
@@ -117,6 +150,15 @@ class DataLayout:
     @property
     def viz_index(self) -> Path:
         return self.viz_dir / "index.html"
+
+    @property
+    def notes_dir(self) -> Path:
+        """The Markdown notes, one per file: AUTORAG_NOTES_DIR when set, else a folder here."""
+        return self.notes or self.root / "notes"
+
+    def note_path(self, key: str) -> Path:
+        """The note of one file: a stable name derived from its key (as its exports folder)."""
+        return self.notes_dir / f"{folder_name_for_key(key)}.md"
 
     @property
     def lancedb(self) -> str:
