@@ -2,7 +2,8 @@
 
 A rule matches when its ``match`` text occurs in the last user message (the prompt for
 /api/generate) or in the ``title`` of the request's JSON-schema format. Rules are tried in
-the order they were added; ``times`` (default: forever) counts down and a spent rule is dropped.
+the order they were added; ``times`` (default: forever) counts down and a spent rule is dropped;
+``seconds`` (default 0) holds the answer that long, as a slow model would, so requests overlap.
 """
 
 from __future__ import annotations
@@ -21,17 +22,21 @@ class Rule:
     match: str
     content: str
     times: int | None = None
+    seconds: float = 0.0
 
     @classmethod
     def parse(cls, raw: Any) -> Rule:
         if not isinstance(raw, dict):
             raise ScriptError(f"a rule must be an object with 'match' and 'content', got {raw!r}")
         match, content, times = raw.get("match"), raw.get("content"), raw.get("times")
+        seconds = raw.get("seconds", 0.0)
         if not isinstance(match, str) or not isinstance(content, str):
             raise ScriptError(f"rule {raw!r}: 'match' and 'content' must be strings")
         if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
             raise ScriptError(f"rule {raw!r}: 'times' must be a positive integer or omitted (forever)")
-        return cls(match, content, times)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 60:
+            raise ScriptError(f"rule {raw!r}: 'seconds' must be a number from 0 to 60")
+        return cls(match, content, times, float(seconds))
 
 
 class ScriptBook:
@@ -50,8 +55,8 @@ class ScriptBook:
         with self._lock:
             self._rules.clear()
 
-    def take(self, text: str, format_title: str | None) -> str | None:
-        """The content of the first rule matching this request (consuming one use), or None."""
+    def take(self, text: str, format_title: str | None) -> Rule | None:
+        """The first rule matching this request (consuming one use), or None."""
         with self._lock:
             for rule in self._rules:
                 if rule.match in text or (format_title is not None and rule.match in format_title):
@@ -59,5 +64,5 @@ class ScriptBook:
                         rule.times -= 1
                         if rule.times == 0:
                             self._rules.remove(rule)
-                    return rule.content
+                    return rule
             return None

@@ -16,7 +16,7 @@ import re
 import sys
 import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator
-from time import perf_counter
+from time import perf_counter, sleep
 from typing import Any
 
 import numpy as np
@@ -127,7 +127,8 @@ class OllamaApi:
             if scripted is None:
                 return runner.complete(request)
             prompt_tokens = fit_context(request.messages, lease.model.options.num_ctx)[1]
-            return Completion(scripted, prompt_tokens, count_tokens(scripted))
+            sleep(scripted.seconds)
+            return Completion(scripted.content, prompt_tokens, count_tokens(scripted.content))
 
         return await lease.run(
             work,

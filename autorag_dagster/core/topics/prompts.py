@@ -15,7 +15,7 @@ from autorag_dagster.core.topics.buckets import fmt_time
 
 Messages = list[dict[str, str]]
 
-PROMPT_VERSION = "topics-5"
+PROMPT_VERSION = "topics-6"
 """Changes whenever a prompt or a schema changes meaning: part of every cached answer's key."""
 
 _env = Environment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
@@ -42,8 +42,8 @@ one subject.
 everything is about one subject.
 - Answer with the numbers of those places, in increasing order.
 
-- "words change" says how much the vocabulary changes at a place. Where it is strong a new subject \
-begins: always include those places. Where it is weak a new subject rarely begins.
+- "words change" says how much the vocabulary changes at a place. Where it is strong, or announced, \
+a new subject begins: always include those places. Where it is weak a new subject rarely begins.
 
 Example: at [1] the words before and after are both about a football match; at [2] the words after begin \
 "Next, the new library"; at [3] a new speaker answers a question about the library. Answer: {"changes": [2]}

@@ -77,6 +77,7 @@ class Candidate:
     index: int
     time: float
     depth: float
+    cue: bool = False  # the line opens with a discourse cue: the subject change is announced
 
 
 class Cohesion:
@@ -144,7 +145,8 @@ class Cohesion:
                     if near:
                         i = gaps[near[0]][0]
                         depth = max(depth + CUE_BONUS, gaps[near[0]][1])
-                found[i] = Candidate(index=i, time=self.lines[i].start, depth=round(depth, 4))
+                        cue = True
+                found[i] = Candidate(index=i, time=self.lines[i].start, depth=round(depth, 4), cue=cue)
         ordered = sorted(found.values(), key=lambda c: c.time)
         if limit is not None and len(ordered) > limit:
             keep = sorted(ordered, key=lambda c: -c.depth)[:limit]
@@ -198,14 +200,18 @@ def choose(
     min_len: float,
     max_topics: int,
     threshold: float | None = None,
+    fixed: Sequence[float] = (),
 ) -> list[float]:
     """Topic starts in ``[lo, hi)`` (``lo`` first): the deepest candidates at or over ``threshold``
-    (default: the cutoff of the candidates' own depths), spaced by ``min_len``, at most ``max_topics``."""
+    (default: the cutoff of the candidates' own depths), spaced by ``min_len``, at most ``max_topics``.
+    The times in ``fixed`` are kept first, whatever their depth."""
     if threshold is None:
         threshold = cutoff([c.depth for c in candidates])
     kept: list[float] = []
-    for c in sorted(candidates, key=lambda c: (-c.depth, c.time)):
-        if len(kept) >= max(0, max_topics - 1) or c.depth < threshold:
+    pinned = set(fixed)
+    ordered = sorted(candidates, key=lambda c: (c.time not in pinned, -c.depth, c.time))
+    for c in ordered:
+        if len(kept) >= max(0, max_topics - 1) or (c.time not in pinned and c.depth < threshold):
             break
         if c.time - lo < min_len or hi - c.time < min_len or any(abs(c.time - t) < min_len for t in kept):
             continue

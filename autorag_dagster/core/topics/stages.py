@@ -79,19 +79,21 @@ class TopicConfig(BaseModel):
     unit_s: float = Field(20.0, gt=0, description="Longer utterances are cut at sentence ends into units of cohesion.")
     keep_strong_changes: bool = Field(
         True,
-        description="The model must keep the candidates the lexical segmentation chose where the words change "
-        "strongly (depth at least strong_factor times the cutoff), and the clearest one; otherwise its "
-        "answer is re-asked, then replaced by the lexical segmentation. False for a model trusted to merge them.",
+        description="Whatever the model answers, keep the candidates the lexical segmentation chose where the words "
+        "change strongly (depth at least strong_factor times the cutoff) or the change is announced (a discourse "
+        "cue), and the clearest one; the model decides the other candidates over the cutoff (weaker ones are not "
+        "offered). False for a model trusted to merge them: it is offered every candidate and decides alone.",
     )
     strong_factor: float = Field(1.5, gt=0, description="A candidate this many times the cutoff deep is strong.")
+    give_up_after: int = Field(
+        3,
+        ge=0,
+        description="When the first this many node summaries of a file are all still rejected after their re-ask, "
+        "the file's other nodes get the extractive title and summary without asking (each counted as a fallback); "
+        "0 asks for every node. A model that cannot write them should not cost minutes per file.",
+    )
     chars_per_token: float = Field(3.0, gt=0, description="Conservative estimate to keep prompts inside num_ctx.")
     reserve_tokens: int = Field(1024, ge=0, description="Context kept for the instructions and the answer.")
-
-    num_ctx_l1: int | None = Field(
-        None,
-        gt=0,
-        description="A larger context for the level-1 call only (costs exactly one reload).",
-    )
 
     def min_l1(self, duration: float) -> float:
         return max(self.min_floor_s, min(self.min_l1_s, duration / 5))
@@ -159,6 +161,8 @@ def candidate_views(
         if threshold is not None:
             strong = ctx.config.strong_factor * threshold
             strength = "strong" if c.depth >= strong else "clear" if c.depth >= threshold else "weak"
+            if c.cue and c.depth >= threshold:
+                strength += ", announced"
         views.append(
             prompts.CandidateView(
                 number=number,
@@ -225,6 +229,9 @@ def _starts(
     found = boundary_candidates(ctx, lo, hi, min_len=min_len)
     threshold = ctx.cohesion.cutoff(lo, hi)
     lexical = choose(found, lo, hi, min_len=min_len, max_topics=max_topics, threshold=threshold)
+    if ctx.config.keep_strong_changes:
+        # a model not trusted to merge strong changes is not offered weak ones either
+        found = [c for c in found if c.depth >= threshold]
     max_changes = min(max_topics - 1, len(found))
     if not found or max_changes < 1:
         return lexical, "lexical", lexical
@@ -237,28 +244,23 @@ def _starts(
         max_changes=max_changes,
         min_len=min_len,
     )
-    required: list[int] = []
+    kept: list[float] = []
     if ctx.config.keep_strong_changes and len(lexical) > 1:
+        # the changes a small model cannot be trusted to drop: strong or announced, chosen by the lexical segmentation
         strong = ctx.config.strong_factor * threshold
-        chosen = set(lexical)
-        clearest = max(range(len(found)), key=lambda i: found[i].depth) + 1
-        required = sorted({clearest, *(n for n, c in enumerate(found, 1) if c.depth >= strong and c.time in chosen)})
+        clearest = max(found, key=lambda c: c.depth)
+        kept = [c.time for c in found if c is clearest or (c.time in lexical and (c.depth >= strong or c.cue))]
 
     def judge(value) -> list[str]:
-        problems = subject_change_problems(list(value.changes))
-        missing = [n for n in required if n not in value.changes]
-        if missing:
-            problems.append(
-                f"the words change strongly at {', '.join(f'[{n}]' for n in missing)}: a new subject begins "
-                "there, so those numbers must be in the answer"
-            )
-        return problems
+        return subject_change_problems(list(value.changes))
 
     answer = run.ask(messages, subject_changes_schema(len(found), max_changes), judge, num_ctx=num_ctx)
     if answer.usable:
         chosen = [found[n - 1] for n in answer.value.changes]
-        # too close together: the deeper one wins, as in the lexical choice
-        return choose(chosen, lo, hi, min_len=min_len, max_topics=max_topics, threshold=0.0), "llm", lexical
+        chosen += [c for c in found if c.time in kept and c not in chosen]
+        # too close together: the kept ones first, then the deeper one wins, as in the lexical choice
+        starts = choose(chosen, lo, hi, min_len=min_len, max_topics=max_topics, threshold=0.0, fixed=kept)
+        return starts, "llm", lexical
     run.fallback(stage, node, answer.problems)
     return lexical, "lexical", lexical
 
@@ -386,9 +388,14 @@ def _judge(ctx: FileContext, span: str, speakers: list[str], scaffold: str):
 
 
 def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> None:
-    """Stage 5: batched title and summary per node, from the node's own lines only."""
+    """Stage 5: batched title and summary per node, from the node's own lines only.
 
-    def write(node: TopicNode) -> None:
+    The first ``give_up_after`` nodes are asked first; when every one of their answers is still
+    rejected after its re-ask, the other nodes are not asked (the same nodes are probed on every
+    run, so the decision does not depend on which answer came back first)."""
+
+    def write(node: TopicNode, ask: bool = True) -> bool:
+        """Whether the model's answer was usable (False for a node not asked)."""
         lines = ctx.fine.within(node.start, node.end)
         span = " ".join(ln.text for ln in lines)
         speakers = ctx.view.speakers_in(node.start, node.end)
@@ -396,9 +403,13 @@ def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> Non
         def fallback() -> tuple[str, str]:
             return fallback_title(span, ctx.file_text), fallback_summary(lines, ctx.cohesion.tfidf)
 
-        if not lines:
+        if not lines or not ask:
+            if lines:
+                run.fallback(
+                    "summary", node.id, [f"not asked: {probe} summaries in a row were rejected after a re-ask"]
+                )
             node.title, node.summary = fallback()
-            return
+            return False
         messages = prompts.summary_messages(
             render_lines(merge_turns(lines), numbered=False, timed=False, max_chars=ctx.config.max_chars(run.num_ctx)),
             speakers=speakers,
@@ -406,8 +417,23 @@ def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> Non
         scaffold = prompts.summary_scaffold()
         answer = run.ask(messages, NodeSummary, _judge(ctx, span, speakers, scaffold))
         node.title, node.summary = _settle(run, ctx, "summary", node.id, answer, span, speakers, fallback, scaffold)
+        return answer.usable
 
-    run.client.fan_out(write, nodes)
+    spoken = [n for n in nodes if ctx.fine.within(n.start, n.end)]
+    probe = ctx.config.give_up_after
+    for node in nodes:
+        if node not in spoken:
+            write(node)
+    if probe <= 0 or len(spoken) <= probe:
+        run.client.fan_out(write, spoken)
+        return
+    usable = run.client.fan_out(write, spoken[:probe])
+    rest = spoken[probe:]
+    if any(usable):
+        run.client.fan_out(write, rest)
+    else:
+        for node in rest:
+            write(node, ask=False)
 
 
 def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> tuple[str, str]:

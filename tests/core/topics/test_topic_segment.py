@@ -75,6 +75,24 @@ def test_choose_keeps_deep_candidates_spaced_and_capped():
     assert choose([], 0.0, 200.0, min_len=30.0, max_topics=12) == [0.0]
 
 
+def test_fixed_starts_are_kept_first_whatever_their_depth():
+    found = [Candidate(1, 50.0, 0.9), Candidate(2, 60.0, 0.3, cue=True), Candidate(3, 150.0, 0.7)]
+    # without it the deeper 50.0 wins the spacing; fixed, the announced 60.0 stays and 50.0 goes
+    assert choose(found, 0.0, 200.0, min_len=30.0, max_topics=12) == [0.0, 50.0, 150.0]
+    assert choose(found, 0.0, 200.0, min_len=30.0, max_topics=12, fixed=[60.0]) == [0.0, 60.0, 150.0]
+    # a fixed start still respects the ends of the span, and the cap
+    assert choose(found, 0.0, 300.0, min_len=55.0, max_topics=12, fixed=[50.0]) == [0.0, 150.0]
+    assert choose(found, 0.0, 200.0, min_len=30.0, max_topics=2, fixed=[60.0, 150.0]) == [0.0, 150.0]
+
+
+def test_a_candidate_at_an_announcement_says_so():
+    transcript, truth = sample_meeting()
+    found = Cohesion(units(transcript)).candidates(0.0, transcript.duration_s)
+    announced = [c for c in found if c.cue]
+    assert announced and all(opens_with_cue(Cohesion(units(transcript)).lines[c.index].text) for c in announced)
+    assert not any(c.cue for c in found if c not in announced)
+
+
 def test_discourse_cues():
     assert opens_with_cue("Good. Now the budget.")
     assert opens_with_cue("Finally, the summer festival.")
