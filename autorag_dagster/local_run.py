@@ -19,13 +19,16 @@ from autorag_dagster.settings import Settings
 
 PACKAGED_LLM = "smollm2:135m"
 PACKAGED_EMBED = "all-minilm"
+PACKAGED_SLOTS = 2
+"""Requests the packaged server answers at once: two slots, each llama.cpp context on one thread,
+the two cores of a small laptop (the LLM runs alone: the stages are sequenced)."""
 
 Say = Callable[[str], None]
 
 
 def packaged(settings: Settings, base_url: str | None = None) -> Settings:
     """``settings`` with the packaged models (and the packaged server's URL when given)."""
-    update = {"llm_model": PACKAGED_LLM, "embed_model": PACKAGED_EMBED, "max_concurrency": 2}
+    update = {"llm_model": PACKAGED_LLM, "embed_model": PACKAGED_EMBED, "max_concurrency": PACKAGED_SLOTS}
     return settings.model_copy(update={**update, **({"ollama_base_url": base_url} if base_url else {})})
 
 
@@ -55,10 +58,9 @@ def ollama_or_local_server(settings: Settings, say: Say, *, own_port: bool = Fal
         f"with {PACKAGED_LLM} and {PACKAGED_EMBED} (CPU)."
     )
     server = SpawnedServer(
-        # Two slots, each llama.cpp context on one thread: the two cores of a small laptop.
         port=port,
         models_dir=settings.layout.localserve_models,
-        num_parallel=2,
+        num_parallel=PACKAGED_SLOTS,
         max_loaded_models=1,
     )
     with server:

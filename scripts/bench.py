@@ -57,7 +57,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from autorag_dagster.local_run import PACKAGED_EMBED, PACKAGED_LLM, ensure_models, ollama_or_local_server
+from autorag_dagster.local_run import (
+    PACKAGED_EMBED,
+    PACKAGED_LLM,
+    PACKAGED_SLOTS,
+    ensure_models,
+    ollama_or_local_server,
+)
 from autorag_dagster.runner import failure_text, materialization_metadata, step_seconds, succeeded
 from autorag_dagster.samples import SAMPLE_MEETING, SAMPLE_RATE, VOICES, require_espeak, speak, write_wav
 from autorag_dagster.settings import Settings, load_settings
@@ -87,7 +93,7 @@ LEAD_S, PAUSE_S = 0.5, 0.7  # silence before the first line and between lines
 
 LOCAL_MODELS = {  # --models: (LLM, embedder, server slots = LLM requests in flight)
     "deterministic": ("deterministic-llm:latest", "deterministic-embed:latest", 8),
-    "packaged": (PACKAGED_LLM, f"{PACKAGED_EMBED}:latest", 1),
+    "packaged": (PACKAGED_LLM, f"{PACKAGED_EMBED}:latest", PACKAGED_SLOTS),  # as the main job runs it
 }
 LLM_ENDPOINTS = {"chat", "generate"}
 LOCAL_SERVER_COMMAND = "ollama-serve"  # in the command line of the local server's process
