@@ -88,9 +88,9 @@ class TopicConfig(BaseModel):
     give_up_after: int = Field(
         3,
         ge=0,
-        description="When the first this many node summaries of a file are all still rejected after their re-ask, "
-        "the file's other nodes get the extractive title and summary without asking (each counted as a fallback); "
-        "0 asks for every node. A model that cannot write them should not cost minutes per file.",
+        description="When most of the first this many node summaries of a file are still rejected after their "
+        "re-ask, the file's other nodes get the extractive title and summary without asking (each counted as a "
+        "fallback); 0 asks for every node. A model that cannot write them should not cost minutes per file.",
     )
     chars_per_token: float = Field(3.0, gt=0, description="Conservative estimate to keep prompts inside num_ctx.")
     reserve_tokens: int = Field(1024, ge=0, description="Context kept for the instructions and the answer.")
@@ -390,8 +390,8 @@ def _judge(ctx: FileContext, span: str, speakers: list[str], scaffold: str):
 def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> None:
     """Stage 5: batched title and summary per node, from the node's own lines only.
 
-    The first ``give_up_after`` nodes are asked first; when every one of their answers is still
-    rejected after its re-ask, the other nodes are not asked (the same nodes are probed on every
+    The first ``give_up_after`` nodes are asked first; when most of their answers are still
+    rejected after their re-ask, the other nodes are not asked (the same nodes are probed on every
     run, so the decision does not depend on which answer came back first)."""
 
     def write(node: TopicNode, ask: bool = True) -> bool:
@@ -406,7 +406,7 @@ def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> Non
         if not lines or not ask:
             if lines:
                 run.fallback(
-                    "summary", node.id, [f"not asked: {probe} summaries in a row were rejected after a re-ask"]
+                    "summary", node.id, [f"not asked: most of the first {probe} summaries were rejected after a re-ask"]
                 )
             node.title, node.summary = fallback()
             return False
@@ -429,7 +429,7 @@ def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> Non
         return
     usable = run.client.fan_out(write, spoken[:probe])
     rest = spoken[probe:]
-    if any(usable):
+    if 2 * sum(usable) >= probe:
         run.client.fan_out(write, rest)
     else:
         for node in rest:

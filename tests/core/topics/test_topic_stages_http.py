@@ -395,3 +395,19 @@ def test_summaries_that_keep_failing_stop_being_asked(server, client, eight_subj
             assert node.title and node.summary and "Zanzibar" not in node.title + node.summary
     # level 1 and the file summary are the same in both: the difference is 5 nodes asked twice each
     assert calls[0] - calls[3] == 10
+
+
+def test_one_good_summary_of_the_first_three_is_not_enough_to_go_on(server, client, eight_subjects):
+    good = json.dumps({"summary": "The speakers water the tomatoes.", "title": "Watering the tomatoes"})
+    invented = json.dumps({"summary": "Captain Ahab sails to Zanzibar.", "title": "Zanzibar harbour tales"})
+    server.script(
+        [
+            {"match": CHAPTERS, "content": changes(1, 2, 3, 4, 5, 6, 7), "times": 1},
+            {"match": "tomatoes", "content": good},
+            {"match": "NodeSummary", "content": invented},
+        ]
+    )
+    tree, stats = build_topic_tree(eight_subjects, client, config=TopicConfig(keep_strong_changes=False))
+    assert tree.nodes[0].title == "Watering the tomatoes"
+    not_asked = [f.node for f in stats.fallbacks if f.stage == "summary" and f.reason.startswith("not asked")]
+    assert not_asked == ["4", "5", "6", "7", "8"]
