@@ -14,18 +14,11 @@ from dagster import (
 
 from autorag_dagster.core.keys import valid_keys
 from autorag_dagster.defs.partitions import audio_files
-from autorag_dagster.defs.resources import OllamaResource, StorageResource
-from autorag_dagster.ollama import Readiness, check_models
+from autorag_dagster.defs.resources import OllamaResource, StorageResource, readiness
 
-READINESS_TIMEOUT_S = 10.0
 # A file whose size and mtime did not change for this long is complete; a younger one must
 # look the same on two consecutive ticks (it may still be copied or recorded).
 SETTLE_SECONDS = 30.0
-
-
-def readiness(ollama: OllamaResource) -> Readiness:
-    with ollama.get_client(timeout=READINESS_TIMEOUT_S, request_retries=0) as client:
-        return check_models(client, ollama.required_models)
 
 
 def ollama_readiness_skip_reason(ollama: OllamaResource) -> SkipReason | None:
