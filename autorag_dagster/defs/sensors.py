@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 from dagster import (
     DefaultSensorStatus,
@@ -12,7 +13,11 @@ from dagster import (
     sensor,
 )
 
+from autorag_dagster.core.audio import AudioDecodeError, probe
+from autorag_dagster.core.hashes import HashIndex
 from autorag_dagster.core.keys import valid_keys
+from autorag_dagster.defs.jobs import process_audio
+from autorag_dagster.defs.library import tidy_library
 from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource, readiness
 
@@ -39,13 +44,23 @@ def _signature(size: int, mtime: float) -> list:
     return [size, round(mtime, 6)]
 
 
+def _stored_sha(storage: StorageResource, key: str) -> str | None:
+    try:
+        return storage.layout.read_stored("audio", key).sha256
+    except (OSError, ValueError):
+        return None
+
+
 @sensor(
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.STOPPED,
-    job_name="process_audio",
+    jobs=[process_audio, tidy_library],
     description=(
         "Watches AUTORAG_AUDIO_DIR: adds a partition per new audio file and requests a run for new or "
-        "changed files once their size is stable. Requests nothing while Ollama models are missing."
+        "changed files once their size is stable; files that do not decode as audio are left out, named "
+        "with the reason. Files deleted from the folder get a tidy_library run (their results removed, "
+        "unless AUTORAG_KEEP_DELETED); a moved or renamed file keeps its results. Requests nothing while "
+        "Ollama models are missing."
     ),
 )
 def audio_folder_sensor(
@@ -58,10 +73,12 @@ def audio_folder_sensor(
     cursor = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, list] = cursor.get("seen", {})  # last signature observed
     done: dict[str, list] = cursor.get("done", {})  # signature a run was requested for
+    left_out: dict[str, list] = cursor.get("left_out", {})  # signature and reason of files that are not audio
+    tidied: list[str] = cursor.get("tidied", [])  # partitions a tidy_library run was requested for
     now = time.time()
     existing = set(context.instance.get_dynamic_partitions(audio_files.name))
 
-    new_keys, requests, waiting = [], [], []
+    new_keys, requests, waiting, settled_new = [], [], [], {}
     observed: dict[str, list] = {}
     candidates, rejected = valid_keys(storage.audio_dir)
     for candidate in candidates:
@@ -72,18 +89,83 @@ def audio_folder_sensor(
         if not settled:
             waiting.append(key)
             continue
-        if done.get(key) == signature:
+        if done.get(key) == signature or (key in left_out and left_out[key][0] == signature):
             continue
+        try:
+            probe(Path(storage.audio_dir) / key)
+        except AudioDecodeError as exc:
+            left_out[key] = [signature, str(exc)]
+            context.log.warning(f"Left out {key}: {exc}")
+            continue
+        left_out.pop(key, None)
         if key not in existing:
-            new_keys.append(key)
-        requests.append(RunRequest(run_key=f"{key}@{signature[0]}:{signature[1]}", partition_key=key))
+            settled_new[key] = signature
+        requests.append(
+            RunRequest(run_key=f"{key}@{signature[0]}:{signature[1]}", partition_key=key, job_name=process_audio.name)
+        )
         done[key] = signature
 
     for exc in rejected:
         context.log.warning(str(exc))
     if waiting:
         context.log.info(f"Waiting for {len(waiting)} file(s) to finish writing: {', '.join(waiting[:10])}")
-    cursor = {"seen": observed, "done": {k: v for k, v in done.items() if k in observed}}
+
+    present = set(observed) | {exc.key for exc in rejected}
+    gone = sorted(k for k in existing if k not in present and k not in tidied)
+    moved: dict[str, str] = {}
+    deleted: list[str] = []
+    if gone and not observed:
+        # An empty or missing folder (an unmounted volume) must not empty the library.
+        context.log.warning(
+            f"{storage.audio_dir} holds no audio, yet {len(existing)} file(s) have results: nothing is removed "
+            "while the folder is empty (drop the partitions in the UI to remove them)."
+        )
+    elif gone and waiting:
+        context.log.info(f"{len(gone)} file(s) gone from the folder; waiting for files being written (a move?).")
+    elif gone:
+        by_hash = {sha: key for key in gone if (sha := _stored_sha(storage, key))}
+        if by_hash and settled_new:
+            hashes = HashIndex(storage.layout.source_hashes)
+            for key in sorted(settled_new):
+                old = by_hash.pop(hashes.sha256(Path(storage.audio_dir) / key), None)
+                if old is not None:
+                    moved[old] = key
+            hashes.save()
+        deleted = [k for k in gone if k not in moved]
+        if deleted and storage.keep_deleted:
+            context.log.info(
+                f"Kept the results of {len(deleted)} file(s) deleted from the folder (AUTORAG_KEEP_DELETED): "
+                + ", ".join(deleted[:20])
+            )
+            tidied += deleted
+            deleted = []
+    if moved:
+        requests = [r for r in requests if r.partition_key not in moved.values()]
+        for old, new in sorted(moved.items()):
+            context.log.info(f"{old} moved to {new} (same content): its results follow it, nothing is redone.")
+            settled_new.pop(new, None)
+    new_keys = sorted(settled_new)
+    if moved or deleted:
+        tidied += [*moved, *deleted]
+        requests.append(
+            RunRequest(
+                run_key=f"tidy:{json.dumps({'deleted': deleted, 'moved': moved}, sort_keys=True)}"[:4000],
+                job_name=tidy_library.name,
+                run_config={"ops": {"tidy_files": {"config": {"deleted": deleted, "moved": moved}}}},
+                tags={
+                    "autorag/deleted": ", ".join(deleted)[:4000],
+                    "autorag/moved": ", ".join(f"{a} -> {b}" for a, b in sorted(moved.items()))[:4000],
+                },
+            )
+        )
+
+    named = [f"{k} ({reason})" for k, (sig, reason) in sorted(left_out.items()) if k in observed]
+    cursor = {
+        "seen": observed,
+        "done": {k: v for k, v in done.items() if k in observed},
+        "left_out": {k: v for k, v in left_out.items() if k in observed},
+        "tidied": sorted(k for k in set(tidied) if k in existing and k not in present),
+    }
     return SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[audio_files.build_add_request(new_keys)] if new_keys else [],
@@ -93,5 +175,6 @@ def audio_folder_sensor(
         else SkipReason(
             f"No new or changed audio in {storage.audio_dir}"
             + (f"; {len(waiting)} still being written" if waiting else "")
+            + (f". Left out, not audio: {'; '.join(named)}" if named else "")
         ),
     )
