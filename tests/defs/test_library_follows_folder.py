@@ -8,15 +8,18 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import ollama
 import pytest
 from dagster import DagsterEventType, SensorResult, build_sensor_context
 
+from autorag_dagster.core.hashes import HashIndex
 from autorag_dagster.core.search import search
 from autorag_dagster.core.store import SegmentStore
 from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
+from autorag_dagster.defs.schedules import stale_reasons
 from autorag_dagster.defs.sensors import audio_folder_sensor
 from autorag_dagster.layout import DataLayout
 from tests.support.dagster_runs import Pipeline, failure_text
@@ -116,6 +119,11 @@ def test_a_renamed_file_keeps_its_results_and_a_deleted_one_is_removed(pipeline:
     # The next tick asks for nothing: the moved file counts as done.
     third = tick(pipeline, second.cursor)
     assert isinstance(third, SensorResult) and third.run_requests == []
+    # The nightly backfill finds it up to date too: the carried materialisations name the code versions.
+    assert carried["transcript"].tags["dagster/code_version"] == "transcript-1"
+    storage = StorageResource(audio_dir=str(pipeline.audio_dir), data_dir=str(pipeline.data_dir))
+    evaluation = SimpleNamespace(instance=pipeline.instance, repository_def=pipeline.defs.get_repository_def())
+    assert stale_reasons(evaluation, storage, [new], HashIndex(layout.source_hashes)) == {}
 
     # Deleted from the folder: its rows, exports, page and partition go in a run of their own.
     (pipeline.audio_dir / new).unlink()
