@@ -51,6 +51,50 @@ def _stored_sha(storage: StorageResource, key: str) -> str | None:
         return None
 
 
+def _gone_files(
+    context: SensorEvaluationContext,
+    storage: StorageResource,
+    gone: list[str],
+    settled_new: dict[str, list],
+    *,
+    nothing_found: bool,
+    waiting: list[str],
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """What became of the files that have results but left the folder: (moved: old key -> new key,
+    deleted, kept). A new file with the content of a gone one (its stored sha256) is that file,
+    moved; the others are deleted, or kept with AUTORAG_KEEP_DELETED. Nothing is decided while
+    the folder holds no audio at all, or while files are still being written (a move in progress)."""
+    if not gone:
+        return {}, [], []
+    if nothing_found:  # an empty or missing folder (an unmounted volume) must not empty the library
+        context.log.warning(
+            f"{storage.audio_dir} holds no audio, yet {len(gone)} file(s) have results: nothing is removed "
+            "while the folder is empty (drop the partitions in the UI to remove them)."
+        )
+        return {}, [], []
+    if waiting:
+        context.log.info(f"{len(gone)} file(s) gone from the folder; waiting for the files being written (a move?).")
+        return {}, [], []
+    moved: dict[str, str] = {}
+    by_hash = {sha: key for key in gone if (sha := _stored_sha(storage, key))}
+    if by_hash and settled_new:
+        hashes = HashIndex(storage.layout.source_hashes)
+        for key in sorted(settled_new):
+            old = by_hash.pop(hashes.sha256(Path(storage.audio_dir) / key), None)
+            if old is not None:
+                moved[old] = key
+                context.log.info(f"{old} moved to {key} (same content): its results follow it, nothing is redone.")
+        hashes.save()
+    deleted = [k for k in gone if k not in moved]
+    if deleted and storage.keep_deleted:
+        context.log.info(
+            f"Kept the results of {len(deleted)} file(s) deleted from the folder (AUTORAG_KEEP_DELETED): "
+            + ", ".join(deleted[:20])
+        )
+        return moved, [], deleted
+    return moved, deleted, []
+
+
 @sensor(
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.STOPPED,
@@ -78,7 +122,7 @@ def audio_folder_sensor(
     now = time.time()
     existing = set(context.instance.get_dynamic_partitions(audio_files.name))
 
-    new_keys, requests, waiting, settled_new = [], [], [], {}
+    requests, waiting, settled_new = [], [], {}
     observed: dict[str, list] = {}
     candidates, rejected = valid_keys(storage.audio_dir)
     for candidate in candidates:
@@ -112,38 +156,12 @@ def audio_folder_sensor(
 
     present = set(observed) | {exc.key for exc in rejected}
     gone = sorted(k for k in existing if k not in present and k not in tidied)
-    moved: dict[str, str] = {}
-    deleted: list[str] = []
-    if gone and not observed:
-        # An empty or missing folder (an unmounted volume) must not empty the library.
-        context.log.warning(
-            f"{storage.audio_dir} holds no audio, yet {len(existing)} file(s) have results: nothing is removed "
-            "while the folder is empty (drop the partitions in the UI to remove them)."
-        )
-    elif gone and waiting:
-        context.log.info(f"{len(gone)} file(s) gone from the folder; waiting for files being written (a move?).")
-    elif gone:
-        by_hash = {sha: key for key in gone if (sha := _stored_sha(storage, key))}
-        if by_hash and settled_new:
-            hashes = HashIndex(storage.layout.source_hashes)
-            for key in sorted(settled_new):
-                old = by_hash.pop(hashes.sha256(Path(storage.audio_dir) / key), None)
-                if old is not None:
-                    moved[old] = key
-            hashes.save()
-        deleted = [k for k in gone if k not in moved]
-        if deleted and storage.keep_deleted:
-            context.log.info(
-                f"Kept the results of {len(deleted)} file(s) deleted from the folder (AUTORAG_KEEP_DELETED): "
-                + ", ".join(deleted[:20])
-            )
-            tidied += deleted
-            deleted = []
-    if moved:
+    moved, deleted, kept = _gone_files(context, storage, gone, settled_new, nothing_found=not observed, waiting=waiting)
+    tidied += kept
+    if moved:  # a moved file is not processed again: tidy_library gives it its results
         requests = [r for r in requests if r.partition_key not in moved.values()]
-        for old, new in sorted(moved.items()):
-            context.log.info(f"{old} moved to {new} (same content): its results follow it, nothing is redone.")
-            settled_new.pop(new, None)
+        for new in moved.values():
+            settled_new.pop(new)
     new_keys = sorted(settled_new)
     if moved or deleted:
         tidied += [*moved, *deleted]
@@ -159,7 +177,7 @@ def audio_folder_sensor(
             )
         )
 
-    named = [f"{k} ({reason})" for k, (sig, reason) in sorted(left_out.items()) if k in observed]
+    named = [f"{k} ({reason})" for k, (_, reason) in sorted(left_out.items()) if k in observed]
     cursor = {
         "seen": observed,
         "done": {k: v for k, v in done.items() if k in observed},
