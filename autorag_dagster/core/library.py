@@ -1,9 +1,10 @@
 """The library follows the audio folder: what is stored for a file that left the folder is
 removed, and what is stored for a file that moved (same content, new path) follows it.
 
-Everything a file has lives in three places (``layout``): its folder under ``files/`` (the
+Everything a file has lives in four places (``layout``): its folder under ``files/`` (the
 stored value of each asset, the decoded samples and the exports), its page and the page's
-sidecar under ``viz/``, and its rows in the LanceDB segment table of every embedding model.
+sidecar under ``viz/``, its note in the notes folder, and its rows in the LanceDB segment table
+of every embedding model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from autorag_dagster.core import atomic
+from autorag_dagster.core.chapters import export_chapters
 from autorag_dagster.core.exports import export_diarization, export_speaker_transcript, export_transcript
+from autorag_dagster.core.notes import write_note
 from autorag_dagster.core.store import delete_file_rows, move_file_rows
 from autorag_dagster.core.viz import SIDECAR_SUFFIX, page_relpath, write_index, write_page
 from autorag_dagster.layout import DataLayout, StoredValueError
@@ -56,14 +59,23 @@ def _remove_page(layout: DataLayout, key: str) -> list[str]:
     return removed
 
 
+def _remove_note(layout: DataLayout, key: str) -> list[str]:
+    note = layout.note_path(key)
+    if note.exists():
+        note.unlink()
+        return [str(note)]
+    return []
+
+
 def remove_file(layout: DataLayout, key: str) -> Tidied:
     """Delete everything stored for ``key``: its LanceDB rows, its folder (stored values, samples,
-    exports) and its page; the index page is written again without it."""
+    exports), its note and its page; the index page is written again without it."""
     done = Tidied(key, rows=delete_file_rows(layout.lancedb, key))
     folder = layout.file_dir(key)
     if folder.exists():
         shutil.rmtree(folder)
         done.paths.append(str(folder))
+    done.paths += _remove_note(layout, key)
     done.paths += _remove_page(layout, key)
     if layout.viz_dir.is_dir():
         write_index(layout.viz_dir)
@@ -87,7 +99,8 @@ def _rewrite(value: Any, replace: dict[str, str], old_key: str, new_key: str, na
 def move_file(layout: DataLayout, old_key: str, new_key: str, new_source: Path) -> Tidied:
     """Give what is stored for ``old_key`` to ``new_key`` (the same content under a new path):
     its folder, with every stored value and export naming the new key and paths; its LanceDB rows;
-    its page, rendered again under the new key. Nothing is transcribed or embedded again."""
+    its page, note and chapter files, written again under the new key. Nothing is transcribed or
+    embedded again."""
     old_dir, new_dir = layout.file_dir(old_key), layout.file_dir(new_key)
     if not old_dir.is_dir():
         raise FileNotFoundError(f"nothing is stored for {old_key!r} at {old_dir}")
@@ -110,6 +123,7 @@ def move_file(layout: DataLayout, old_key: str, new_key: str, new_source: Path) 
             continue
         atomic.write_json(path, _rewrite(payload, replace, old_key, new_key))
     done.rows = move_file_rows(layout.lancedb, old_key, new_key)
+    done.paths += _remove_note(layout, old_key)
     _rerender(layout, new_key)
     done.paths += _remove_page(layout, old_key)
     if layout.viz_dir.is_dir():
@@ -118,7 +132,7 @@ def move_file(layout: DataLayout, old_key: str, new_key: str, new_source: Path) 
 
 
 def _rerender(layout: DataLayout, key: str) -> None:
-    """The exports and the page of ``key`` written again from its stored values (they name the key)."""
+    """The exports, note and page of ``key`` written again from its stored values (they name the key)."""
     folder = layout.file_dir(key)
 
     def stored(asset: str):
@@ -128,11 +142,16 @@ def _rerender(layout: DataLayout, key: str) -> None:
             return None
 
     transcript, diarization, speaker = stored("transcript"), stored("diarization"), stored("speaker_transcript")
+    tree = stored("topic_tree")
     if transcript is not None:
         export_transcript(transcript, folder)
     if diarization is not None:
         export_diarization(diarization, folder)
+    if tree is not None:
+        export_chapters(tree, folder)
     if speaker is not None:
         export_speaker_transcript(speaker, folder)
+        if tree is not None:
+            write_note(speaker, tree, layout.note_path(key))
         if stored("viz") is not None:
-            write_page(layout.viz_dir, speaker, stored("topic_tree"), stored("audio"))
+            write_page(layout.viz_dir, speaker, tree, stored("audio"))

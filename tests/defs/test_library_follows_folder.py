@@ -84,6 +84,7 @@ def test_a_renamed_file_keeps_its_results_and_a_deleted_one_is_removed(pipeline:
     assert run.success, failure_text(run)
     assert found_files(pipeline) == {"garden.wav"}
     transcript_before = layout.read_stored("transcript", "garden.wav")
+    assert layout.note_path("garden.wav").exists()
 
     # Renamed and moved into a folder: the same content, recognised by its hash.
     (pipeline.audio_dir / "2024").mkdir()
@@ -113,6 +114,7 @@ def test_a_renamed_file_keeps_its_results_and_a_deleted_one_is_removed(pipeline:
     assert audio.key == new and audio.path == str((pipeline.audio_dir / new).resolve())
     assert Path(audio.pcm_path).exists() and Path(audio.pcm_path).is_relative_to(layout.file_dir(new))
     assert not layout.file_dir("garden.wav").exists()
+    assert layout.note_path(new).exists() and not layout.note_path("garden.wav").exists()
     assert (layout.viz_dir / f"{new}.html").exists() and not (layout.viz_dir / "garden.wav.html").exists()
     assert "garden.wav.html" not in layout.viz_index.read_text(encoding="utf-8")
     assert found_files(pipeline) == {new}
@@ -137,7 +139,7 @@ def test_a_renamed_file_keeps_its_results_and_a_deleted_one_is_removed(pipeline:
     logged = "\n".join(entry.user_message for entry in pipeline.instance.all_logs(removed.run_id))  # the UI's log
     assert f"Removed {new}" in logged
     assert new not in partitions(pipeline)
-    assert not layout.file_dir(new).exists()
+    assert not layout.file_dir(new).exists() and not layout.note_path(new).exists()
     assert not (layout.viz_dir / f"{new}.html").exists()
     store = SegmentStore.for_model(str(pipeline.data_dir / "lancedb"), EMBED)
     assert store.count(new) == 0
