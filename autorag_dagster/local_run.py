@@ -116,7 +116,8 @@ def run_folder(
 ) -> RunReport:
     """Materialise every asset (and its checks) for every audio file under ``folder``.
 
-    Files that do not open as audio are left out first (each named with the reason); the rest
+    Files that do not open as audio are left out first (each named with the reason; files whose
+    extension is not one of an audio or video container are named together); the rest
     go through the graph as one Dagster run, so each model loads once for the folder. A file
     that fails inside a step fails alone: the others finish, and it is run again by itself.
     Dagster's step logs go to ``<data>/logs/runs.log``; ``progress(stage, detail)`` hears each
@@ -125,7 +126,7 @@ def run_folder(
     import time
 
     from autorag_dagster.core.audio import AudioDecodeError, probe
-    from autorag_dagster.core.keys import valid_keys
+    from autorag_dagster.core.keys import other_files, supported_list, valid_keys
     from autorag_dagster.runner import EmbeddedDagster, step_seconds
 
     settings = settings.model_copy(update={"audio_dir": str(folder)})
@@ -141,10 +142,18 @@ def run_folder(
             )
         else:
             keys.append(candidate.key)
+    ignored = other_files(folder)
     if not candidates:
-        raise FileNotFoundError(f"No audio files (wav, flac, mp3, m4a, ogg, opus, webm, mp4) under {folder}")
+        raise FileNotFoundError(
+            f"No audio files under {folder}"
+            + (f" ({len(ignored)} other file(s), e.g. {', '.join(ignored[:3])})" if ignored else "")
+            + f"; accepted: {supported_list()}"
+        )
     for outcome in outcomes:
         say(f"Leaving out {outcome.key}: {outcome.error}")
+    if ignored:
+        shown = ", ".join(ignored[:10]) + (f" and {len(ignored) - 10} more" if len(ignored) > 10 else "")
+        say(f"Not audio by their extension, left out: {shown} (accepted: {supported_list()}).")
 
     home = settings.layout.dagster_home.resolve()
     report = RunReport(settings, outcomes, False, home)

@@ -41,6 +41,13 @@ class StorageConfig(BaseModel):
     notes_dir: str | None = Field(
         None, description="Where the Markdown note of each recording is written; default <data_dir>/notes."
     )
+    keep_deleted: bool = Field(
+        False,
+        description=(
+            "Keep the results of files deleted from the audio folder (an archive): their rows, exports, "
+            "page and partition stay. Otherwise the folder sensor has them removed by the tidy_library job."
+        ),
+    )
 
     @field_validator("audio_dir", "data_dir", "notes_dir", mode="before")
     @classmethod

@@ -142,6 +142,8 @@ def test_files_that_are_not_audio_get_one_plain_sentence_each(tmp_path):
     folder.mkdir()
     (folder / "empty.wav").write_bytes(b"")
     (folder / "notes.mp3").write_text("these are my meeting notes, not a recording\n")
+    (folder / "notes.mkv").write_text("a container name, no container\n")
+    (folder / "cover.jpg").write_bytes(b"\xff\xd8\xff")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AUTORAG_", "OLLAMA_", "DAGSTER_"))},
         "AUTORAG_OLLAMA_BASE_URL": f"http://127.0.0.1:{free_port()}",
@@ -156,3 +158,5 @@ def test_files_that_are_not_audio_get_one_plain_sentence_each(tmp_path):
     assert "empty.wav failed" not in flat  # left out before any run, said once as it happens
     assert flat.count("Leaving out empty.wav") == 1 and "the file is empty (0 bytes)" in flat
     assert flat.count("Leaving out notes.mp3") == 1 and "Replace the file or remove it from the folder" in flat
+    assert flat.count("Leaving out notes.mkv") == 1
+    assert "Not audio by their extension, left out: cover.jpg (accepted: " in flat

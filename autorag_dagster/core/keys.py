@@ -9,7 +9,15 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-SUPPORTED_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".webm", ".mp4"})
+# Containers FFmpeg reads audio from (audio-only and video ones). The extension only makes a
+# file a candidate: a file with no audio stream is left out, with the reason, when it is probed.
+SUPPORTED_EXTENSIONS = frozenset(
+    {
+        ".wav", ".wave", ".flac", ".mp3", ".mp2", ".m4a", ".m4b", ".aac", ".ogg", ".oga", ".opus",
+        ".wma", ".aiff", ".aif", ".aifc", ".amr", ".ac3", ".caf", ".mka",
+        ".webm", ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".wmv", ".asf", ".3gp", ".ts", ".mts",
+    }
+)  # fmt: skip
 
 # Substrings Dagster refuses in a partition key.
 _FORBIDDEN_SUBSTRINGS = ("...",)
@@ -37,6 +45,11 @@ def is_supported(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in SUPPORTED_EXTENSIONS
 
 
+def supported_list() -> str:
+    """The accepted extensions, for messages: ``3gp, aac, ...``."""
+    return ", ".join(sorted(ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS))
+
+
 def validate_key(root: Path | str, key: str) -> Path:
     """Return the resolved file a key names, or raise `InvalidKeyError`.
 
@@ -57,8 +70,7 @@ def validate_key(root: Path | str, key: str) -> Path:
     if str(posix) != key:
         raise InvalidKeyError(key, f"the key is not a normalised path (expected {str(posix)!r})")
     if posix.suffix.lower() not in SUPPORTED_EXTENSIONS:
-        supported = ", ".join(sorted(ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS))
-        raise InvalidKeyError(key, f"unsupported extension {posix.suffix or '(none)'!r}; supported: {supported}")
+        raise InvalidKeyError(key, f"unsupported extension {posix.suffix or '(none)'!r}; supported: {supported_list()}")
 
     root_path = Path(root)
     if not root_path.is_dir():
@@ -106,6 +118,18 @@ def discover_audio(root: Path | str) -> list[AudioCandidate]:
             key = path.relative_to(root_path).as_posix()
             found.append(AudioCandidate(key=key, size_bytes=stat.st_size, mtime=stat.st_mtime))
     return sorted(found, key=lambda c: c.key)
+
+
+def other_files(root: Path | str) -> list[str]:
+    """Files under ``root`` that are not audio by their extension (hidden ones skipped), as keys."""
+    root_path = Path(root)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root_path):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if not name.startswith(".") and not is_supported(name):
+                found.append((Path(dirpath) / name).relative_to(root_path).as_posix())
+    return sorted(found)
 
 
 def valid_keys(root: Path | str) -> tuple[list[AudioCandidate], list[InvalidKeyError]]:

@@ -380,6 +380,55 @@ def embed_and_write(
     return store.write_partition(file_key, chain([first] if first else [], pairs), source_hash=source_hash)
 
 
+def _segment_tables(db) -> list:
+    return [db.open_table(n) for n in _table_names(db) if n.startswith(f"{TABLE_PREFIX}__")]
+
+
+def delete_file_rows(uri: str, file_key: str, *, storage_options: dict | None = None) -> int:
+    """Delete every row of ``file_key`` from the segment table of every model; returns how many."""
+    where = f"file_key = {sql_string(file_key)}"
+    deleted = 0
+    for table in _segment_tables(lancedb.connect(str(uri), storage_options=storage_options)):
+        found = table.count_rows(where)
+        if found:
+            table.delete(where)
+            deleted += found
+    return deleted
+
+
+def move_file_rows(uri: str, old_key: str, new_key: str, *, storage_options: dict | None = None) -> int:
+    """Give every row of ``old_key`` (in the table of every model) to ``new_key``: the same text,
+    vectors and source hash, with the new key and the row ids it would have been written with.
+    Returns how many rows moved."""
+    moved = 0
+    for table in _segment_tables(lancedb.connect(str(uri), storage_options=storage_options)):
+        rows = table.search().where(f"file_key = {sql_string(old_key)}").limit(None).to_arrow()
+        if not len(rows):
+            continue
+        rows = rows.select(table.schema.names)
+        kinds = rows["kind"].to_pylist()
+        ordinals = {row_id(old_key, kind, i): (kind, i) for kind in set(kinds) for i in range(kinds.count(kind))}
+        ids = [
+            row_id(new_key, *ordinals[old])
+            if old in ordinals
+            else hashlib.sha256(f"{new_key}\x00{old}".encode()).hexdigest()[:32]
+            for old in rows["row_id"].to_pylist()
+        ]
+        rows = rows.set_column(
+            rows.schema.get_field_index("row_id"), rows.schema.field("row_id"), pa.array(ids, pa.string())
+        )
+        rows = rows.set_column(
+            rows.schema.get_field_index("file_key"),
+            rows.schema.field("file_key"),
+            pa.array([new_key] * len(rows), pa.string()),
+        )
+        table.delete(f"file_key = {sql_string(new_key)}")
+        table.add(rows)
+        table.delete(f"file_key = {sql_string(old_key)}")
+        moved += len(rows)
+    return moved
+
+
 def _batched(items: Iterable, size: int) -> Iterator[list]:
     batch: list = []
     for item in items:

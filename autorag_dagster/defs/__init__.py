@@ -32,7 +32,7 @@ def build_definitions(
 
 
 def _build_definitions(settings: Settings | None, loggers: dict[str, LoggerDefinition] | None) -> Definitions:
-    from autorag_dagster.defs import checks, jobs, schedules, sensors
+    from autorag_dagster.defs import checks, jobs, library, schedules, sensors
     from autorag_dagster.defs.assets import search, speech, topics, viz
     from autorag_dagster.defs.io import PartitionedModelIOManager
     from autorag_dagster.defs.resources import GpuResource, OllamaResource, SpeechResource, StorageResource
@@ -43,7 +43,7 @@ def _build_definitions(settings: Settings | None, loggers: dict[str, LoggerDefin
         loggers=loggers,
         assets=load_assets_from_modules([speech, topics, search, viz]),
         asset_checks=load_asset_checks_from_modules([checks]),
-        jobs=[jobs.process_audio],
+        jobs=[jobs.process_audio, library.tidy_library],
         sensors=[sensors.ollama_models_ready, sensors.audio_folder_sensor],
         schedules=[schedules.nightly_backfill_schedule(settings.backfill_cron)],
         resources={

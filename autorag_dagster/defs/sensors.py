@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 from dagster import (
     DefaultSensorStatus,
@@ -12,20 +13,17 @@ from dagster import (
     sensor,
 )
 
+from autorag_dagster.core.audio import AudioDecodeError, probe
+from autorag_dagster.core.hashes import HashIndex
 from autorag_dagster.core.keys import valid_keys
+from autorag_dagster.defs.jobs import process_audio
+from autorag_dagster.defs.library import tidy_library
 from autorag_dagster.defs.partitions import audio_files
-from autorag_dagster.defs.resources import OllamaResource, StorageResource
-from autorag_dagster.ollama import Readiness, check_models
+from autorag_dagster.defs.resources import OllamaResource, StorageResource, readiness
 
-READINESS_TIMEOUT_S = 10.0
 # A file whose size and mtime did not change for this long is complete; a younger one must
 # look the same on two consecutive ticks (it may still be copied or recorded).
 SETTLE_SECONDS = 30.0
-
-
-def readiness(ollama: OllamaResource) -> Readiness:
-    with ollama.get_client(timeout=READINESS_TIMEOUT_S, request_retries=0) as client:
-        return check_models(client, ollama.required_models)
 
 
 def ollama_readiness_skip_reason(ollama: OllamaResource) -> SkipReason | None:
@@ -46,13 +44,67 @@ def _signature(size: int, mtime: float) -> list:
     return [size, round(mtime, 6)]
 
 
+def _stored_sha(storage: StorageResource, key: str) -> str | None:
+    try:
+        return storage.layout.read_stored("audio", key).sha256
+    except (OSError, ValueError):
+        return None
+
+
+def _gone_files(
+    context: SensorEvaluationContext,
+    storage: StorageResource,
+    gone: list[str],
+    settled_new: dict[str, list],
+    *,
+    nothing_found: bool,
+    waiting: list[str],
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """What became of the files that have results but left the folder: (moved: old key -> new key,
+    deleted, kept). A new file with the content of a gone one (its stored sha256) is that file,
+    moved; the others are deleted, or kept with AUTORAG_KEEP_DELETED. Nothing is decided while
+    the folder holds no audio at all, or while files are still being written (a move in progress)."""
+    if not gone:
+        return {}, [], []
+    if nothing_found:  # an empty or missing folder (an unmounted volume) must not empty the library
+        context.log.warning(
+            f"{storage.audio_dir} holds no audio, yet {len(gone)} file(s) have results: nothing is removed "
+            "while the folder is empty (drop the partitions in the UI to remove them)."
+        )
+        return {}, [], []
+    if waiting:
+        context.log.info(f"{len(gone)} file(s) gone from the folder; waiting for the files being written (a move?).")
+        return {}, [], []
+    moved: dict[str, str] = {}
+    by_hash = {sha: key for key in gone if (sha := _stored_sha(storage, key))}
+    if by_hash and settled_new:
+        hashes = HashIndex(storage.layout.source_hashes)
+        for key in sorted(settled_new):
+            old = by_hash.pop(hashes.sha256(Path(storage.audio_dir) / key), None)
+            if old is not None:
+                moved[old] = key
+                context.log.info(f"{old} moved to {key} (same content): its results follow it, nothing is redone.")
+        hashes.save()
+    deleted = [k for k in gone if k not in moved]
+    if deleted and storage.keep_deleted:
+        context.log.info(
+            f"Kept the results of {len(deleted)} file(s) deleted from the folder (AUTORAG_KEEP_DELETED): "
+            + ", ".join(deleted[:20])
+        )
+        return moved, [], deleted
+    return moved, deleted, []
+
+
 @sensor(
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.STOPPED,
-    job_name="process_audio",
+    jobs=[process_audio, tidy_library],
     description=(
         "Watches AUTORAG_AUDIO_DIR: adds a partition per new audio file and requests a run for new or "
-        "changed files once their size is stable. Requests nothing while Ollama models are missing."
+        "changed files once their size is stable; files that do not decode as audio are left out, named "
+        "with the reason. Files deleted from the folder get a tidy_library run (their results removed, "
+        "unless AUTORAG_KEEP_DELETED); a moved or renamed file keeps its results. Requests nothing while "
+        "Ollama models are missing."
     ),
 )
 def audio_folder_sensor(
@@ -65,10 +117,12 @@ def audio_folder_sensor(
     cursor = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, list] = cursor.get("seen", {})  # last signature observed
     done: dict[str, list] = cursor.get("done", {})  # signature a run was requested for
+    left_out: dict[str, list] = cursor.get("left_out", {})  # signature and reason of files that are not audio
+    tidied: list[str] = cursor.get("tidied", [])  # partitions a tidy_library run was requested for
     now = time.time()
     existing = set(context.instance.get_dynamic_partitions(audio_files.name))
 
-    new_keys, requests, waiting = [], [], []
+    requests, waiting, settled_new = [], [], {}
     observed: dict[str, list] = {}
     candidates, rejected = valid_keys(storage.audio_dir)
     for candidate in candidates:
@@ -79,18 +133,57 @@ def audio_folder_sensor(
         if not settled:
             waiting.append(key)
             continue
-        if done.get(key) == signature:
+        if done.get(key) == signature or (key in left_out and left_out[key][0] == signature):
             continue
+        try:
+            probe(Path(storage.audio_dir) / key)
+        except AudioDecodeError as exc:
+            left_out[key] = [signature, str(exc)]
+            context.log.warning(f"Left out {key}: {exc}")
+            continue
+        left_out.pop(key, None)
         if key not in existing:
-            new_keys.append(key)
-        requests.append(RunRequest(run_key=f"{key}@{signature[0]}:{signature[1]}", partition_key=key))
+            settled_new[key] = signature
+        requests.append(
+            RunRequest(run_key=f"{key}@{signature[0]}:{signature[1]}", partition_key=key, job_name=process_audio.name)
+        )
         done[key] = signature
 
     for exc in rejected:
         context.log.warning(str(exc))
     if waiting:
         context.log.info(f"Waiting for {len(waiting)} file(s) to finish writing: {', '.join(waiting[:10])}")
-    cursor = {"seen": observed, "done": {k: v for k, v in done.items() if k in observed}}
+
+    present = set(observed) | {exc.key for exc in rejected}
+    gone = sorted(k for k in existing if k not in present and k not in tidied)
+    moved, deleted, kept = _gone_files(context, storage, gone, settled_new, nothing_found=not observed, waiting=waiting)
+    tidied += kept
+    if moved:  # a moved file is not processed again: tidy_library gives it its results
+        requests = [r for r in requests if r.partition_key not in moved.values()]
+        for new in moved.values():
+            settled_new.pop(new)
+    new_keys = sorted(settled_new)
+    if moved or deleted:
+        tidied += [*moved, *deleted]
+        requests.append(
+            RunRequest(
+                run_key=f"tidy:{json.dumps({'deleted': deleted, 'moved': moved}, sort_keys=True)}"[:4000],
+                job_name=tidy_library.name,
+                run_config={"ops": {"tidy_files": {"config": {"deleted": deleted, "moved": moved}}}},
+                tags={
+                    "autorag/deleted": ", ".join(deleted)[:4000],
+                    "autorag/moved": ", ".join(f"{a} -> {b}" for a, b in sorted(moved.items()))[:4000],
+                },
+            )
+        )
+
+    named = [f"{k} ({reason})" for k, (_, reason) in sorted(left_out.items()) if k in observed]
+    cursor = {
+        "seen": observed,
+        "done": {k: v for k, v in done.items() if k in observed},
+        "left_out": {k: v for k, v in left_out.items() if k in observed},
+        "tidied": sorted(k for k in set(tidied) if k in existing and k not in present),
+    }
     return SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[audio_files.build_add_request(new_keys)] if new_keys else [],
@@ -100,5 +193,6 @@ def audio_folder_sensor(
         else SkipReason(
             f"No new or changed audio in {storage.audio_dir}"
             + (f"; {len(waiting)} still being written" if waiting else "")
+            + (f". Left out, not audio: {'; '.join(named)}" if named else "")
         ),
     )

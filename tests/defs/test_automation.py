@@ -28,7 +28,7 @@ from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.defs.sensors import audio_folder_sensor
 from autorag_dagster.settings import load_settings
-from tests.support.speech import SAMPLE_RATE, write_wav
+from tests.support.speech import SAMPLE_RATE, convert, write_wav
 
 OLD = time.time() - 3600
 
@@ -80,40 +80,55 @@ def requested(result) -> list[str]:
     return sorted(r.partition_key for r in result.run_requests) if isinstance(result, SensorResult) else []
 
 
+def sound(path, hz: float, mtime: float | None = OLD):
+    """A short real recording in the format ``path``'s extension names (the sensor probes what it finds)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wav = path.with_name(f".{path.name}.wav")
+    tone(wav, hz)
+    convert(wav, path)
+    wav.unlink()
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
 def test_sensor_new_changed_partial_unsupported_and_invalid(instance, folder, tmp_path, local_ollama):
     res = resources(folder, tmp_path, local_ollama.url)
-    write(folder / "talks" / "a talk.mp3")
-    write(folder / "b.opus")
+    sound(folder / "talks" / "a talk.mp3", 220)
+    sound(folder / "b.opus", 330)
     write(folder / "notes.txt")  # not audio
+    write(folder / "fake.mp3")  # named as audio, is not: left out with the reason
     write(folder / ".hidden.wav")
     outside = tmp_path / "outside.wav"
     write(outside)
     (folder / "escape.wav").symlink_to(outside)  # resolves outside the root
-    write(folder / "recording.wav", b"RIFF", mtime=None)  # just created: may still be written
+    sound(folder / "recording.wav", 440, mtime=None)  # just created: may still be written
 
     first = tick(instance, res)
     assert requested(first) == ["b.opus", "talks/a talk.mp3"]
     assert set(instance.get_dynamic_partitions(audio_files.name)) == {"b.opus", "talks/a talk.mp3"}
-    assert all(r.job_name is None or r.job_name == "process_audio" for r in first.run_requests)
+    assert all(r.job_name == "process_audio" for r in first.run_requests)
 
     # The recording grew since the last tick: still not complete.
-    write(folder / "recording.wav", b"RIFF" + b"\0" * 100, mtime=None)
+    with open(folder / "recording.wav", "ab") as grown:
+        grown.write(b"\0" * 100)
     second = tick(instance, res, first.cursor)
     assert requested(second) == []
     # Unchanged since the last tick: complete now.
     third = tick(instance, res, second.cursor)
     assert requested(third) == ["recording.wav"]
 
-    # Nothing new: nothing requested, and a reason is given.
+    # Nothing new: nothing requested, and a reason is given, naming what is left out and why.
     fourth = tick(instance, res, third.cursor)
     assert requested(fourth) == [] and fourth.skip_reason and "No new or changed" in fourth.skip_reason.skip_message
+    assert "fake.mp3 (" in fourth.skip_reason.skip_message
 
     # A changed file is requested again, with a new run key.
-    write(folder / "b.opus", b"RIFF....WAVE-changed", mtime=OLD + 10)
+    sound(folder / "b.opus", 550, mtime=OLD + 10)
     fifth = tick(instance, res, fourth.cursor)
     assert requested(fifth) == ["b.opus"]
     assert fifth.run_requests[0].run_key != first.run_requests[0].run_key
     assert "escape.wav" not in instance.get_dynamic_partitions(audio_files.name)
+    assert "fake.mp3" not in instance.get_dynamic_partitions(audio_files.name)
 
 
 def test_sensor_requests_nothing_while_models_are_missing(instance, folder, tmp_path, local_ollama_factory):

@@ -73,3 +73,14 @@ def test_resource_mirrors_the_settings_in_its_client():
         assert (client.num_ctx, client.keep_alive, client.max_concurrency) == (4096, "-1s", 4)
         assert (client.timeout, client.validation_retries, client.temperature) == (30, 1, 0.2)
     assert resource.num_ctx_l1 == 16384 and resource.required_models == ["qwen3:8b", "nomic-embed-text"]
+
+
+def test_a_run_needs_the_models_of_the_steps_it_executes():
+    from autorag_dagster.defs.resources import models_for_run
+
+    resource = OllamaResource(llm_model="gemma4:latest", embed_model="nomic-embed-text")
+    assert models_for_run(resource, "process_audio", {"audio", "transcript", "diarization"}) == []
+    assert models_for_run(resource, "__ASSET_JOB", {"speaker_transcript", "topic_tree"}) == ["gemma4:latest"]
+    assert models_for_run(resource, "process_audio", {"embeddings_embeddings_rows_valid"}) == ["nomic-embed-text"]
+    assert models_for_run(resource, "process_audio", None) == ["gemma4:latest", "nomic-embed-text"]
+    assert models_for_run(resource, "tidy_library", None) == []

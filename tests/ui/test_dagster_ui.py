@@ -113,11 +113,12 @@ def test_asset_checks_are_attached_and_blocking(repository):
 
 
 def test_job_sensors_and_schedule_are_listed_and_stopped_by_default(repository, dagster_dev):
-    assert "process_audio" in {job["name"] for job in repository["jobs"]}
+    assert {"process_audio", "tidy_library"} <= {job["name"] for job in repository["jobs"]}
     sensors = by_name(repository["sensors"])
     for name in ("audio_folder_sensor", "ollama_models_ready"):
         assert sensors[name]["sensorState"]["status"] == "STOPPED", name
-    assert [t["pipelineName"] for t in sensors["audio_folder_sensor"]["targets"]] == ["process_audio"]
+    targets = sorted(t["pipelineName"] for t in sensors["audio_folder_sensor"]["targets"])
+    assert targets == ["process_audio", "tidy_library"]
     schedule = by_name(repository["schedules"])["nightly_backfill"]
     assert schedule["scheduleState"]["status"] == "STOPPED"
     assert schedule["pipelineName"] == "process_audio"

@@ -218,3 +218,31 @@ def test_maintenance_builds_indexes_and_compacts(store, corpus, minilm):
 
     again = store.maintain(vector_index_min_rows=small.rows)
     assert not any(a.startswith("created") for a in again.actions)
+
+
+def test_a_moved_file_keeps_its_vectors_under_the_ids_a_write_would_give_it(tmp_path, corpus):
+    from autorag_dagster.core.store import delete_file_rows, move_file_rows
+
+    key, other = sorted(corpus)[:2]
+    new = f"moved/{key}"
+    store = SegmentStore(str(tmp_path / "lancedb"), "hashing", 8)
+    second = SegmentStore(str(tmp_path / "lancedb"), "hashing", 4)  # another model's table
+    for target, dim in ((store, 8), (second, 4)):
+        write_file(target, corpus, hashing_embed(dim), key)
+        write_file(target, corpus, hashing_embed(dim), other)
+    before, in_second = rows_of(store, key), second.count(key)
+
+    assert move_file_rows(store.uri, key, new) == len(before) + in_second
+    assert store.count(key) == 0 and second.count(key) == 0 and second.count(new) == in_second
+
+    def content(rows: list[dict]) -> list[tuple]:
+        return sorted((r["kind"], r["start"], r["text"], r["vector"], r["source_hash"]) for r in rows)
+
+    assert content(rows_of(store, new)) == content(before)
+    # Writing the moved file again updates its rows in place: the ids are those a write gives the new key.
+    _, write = write_file(store, {new: corpus[key]}, hashing_embed(8), new)
+    assert write.inserted == 0 and write.deleted == 0 and store.count(new) == len(before)
+
+    expected = store.count(other) + second.count(other)
+    assert delete_file_rows(store.uri, other) == expected
+    assert store.count(other) == 0 and second.count(other) == 0 and store.count(new) == len(before)
