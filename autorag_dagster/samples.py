@@ -29,9 +29,10 @@ SAMPLE_RATE = 22050  # espeak-ng's native rate; decoding to 16 kHz is part of wh
 
 @dataclass(frozen=True)
 class Voice:
-    name: str  # espeak-ng voice and variant, e.g. "en+f3"
-    pitch: int  # 0-99
-    speed: int = 150  # words per minute
+    name: str  # espeak-ng voice and variant, e.g. "en+f3"; or a flite voice, e.g. "slt"
+    pitch: int  # 0-99 (espeak-ng only)
+    speed: int = 150  # words per minute (flite speaks at its own pace, about 150)
+    engine: str = "espeak-ng"  # or "flite"
 
 
 VOICES = {
@@ -45,7 +46,13 @@ VOICES = {
 GUEST_VOICES = {
     "dave": Voice("en-gb-scotland", pitch=60, speed=160),
 }
-ALL_VOICES = {**VOICES, **GUEST_VOICES}
+# flite's diphone voices (Debian package `flite`): another synthesiser, so voice identity is not
+# only a matter of espeak-ng's pitch and variant.
+FLITE_VOICES = {
+    "erin": Voice("slt", pitch=50, speed=170, engine="flite"),
+    "ravi": Voice("rms", pitch=50, speed=165, engine="flite"),
+}
+ALL_VOICES = {**VOICES, **GUEST_VOICES, **FLITE_VOICES}
 
 # espeak-ng speaks a little faster than its nominal words per minute once the clips are trimmed
 # (measured on SAMPLE_MEETING and FIVE_SUBJECT_PODCAST: 0.87 to 0.89 of the nominal time).
@@ -105,14 +112,34 @@ def speak(text: str, voice: Voice) -> np.ndarray:
     """One utterance as int16 samples at SAMPLE_RATE, with leading/trailing silence trimmed."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "line.wav"
-        subprocess.run(
-            ["espeak-ng", "-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.speed), "-w", str(out), text],
-            check=True,
-            capture_output=True,
-        )
+        if voice.engine == "flite":
+            command = ["flite", "-voice", voice.name, "-t", text, "-o", str(out)]
+        else:
+            command = [
+                "espeak-ng",
+                "-v",
+                voice.name,
+                "-p",
+                str(voice.pitch),
+                "-s",
+                str(voice.speed),
+                "-w",
+                str(out),
+                text,
+            ]
+        subprocess.run(command, check=True, capture_output=True)
         with wave.open(str(out)) as w:
-            assert w.getframerate() == SAMPLE_RATE and w.getnchannels() == 1
+            rate = w.getframerate()
+            assert w.getnchannels() == 1
             samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    if rate != SAMPLE_RATE:  # flite writes 16 kHz (8 kHz for kal)
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(rate, SAMPLE_RATE)
+        resampled = resample_poly(samples.astype(np.float32), SAMPLE_RATE // g, rate // g)
+        samples = np.clip(np.round(resampled), -32768, 32767).astype(np.int16)
     loud = np.flatnonzero(np.abs(samples) > 300)
     return samples[loud[0] : loud[-1] + 1]
 
