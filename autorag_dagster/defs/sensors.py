@@ -1,9 +1,11 @@
 """Sensors. Runs are requested only once every required Ollama model is pulled."""
 
+import hashlib
 import json
 import time
 
 from dagster import (
+    AssetKey,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -13,6 +15,7 @@ from dagster import (
 )
 
 from autorag_dagster.core.keys import valid_keys
+from autorag_dagster.defs.jobs import DIARIZED_ASSETS, NAMED_ASSETS
 from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.ollama import Readiness, check_models
@@ -102,3 +105,47 @@ def audio_folder_sensor(
             + (f"; {len(waiting)} still being written" if waiting else "")
         ),
     )
+
+
+def _names_cursor_key(kind: str, key: str, value: object) -> str:
+    return f"{kind}:{key}:{hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]}"
+
+
+@sensor(
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.STOPPED,
+    job_name="process_audio",
+    description=(
+        "Watches speakers.yaml and the library's voices: re-materialises what shows speaker names "
+        "(speaker_transcript and after, never transcript or diarization) for each file whose names "
+        "changed, and the diarization and after for each file whose speaker-count hints changed."
+    ),
+)
+def speaker_names_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult | SkipReason:
+    from autorag_dagster.core.speakers import SpeakersFileError, pending_renames
+
+    try:
+        plan = pending_renames(storage.layout, storage.speakers_file)
+    except SpeakersFileError as exc:
+        return SkipReason(f"speakers.yaml cannot be read: {exc}")
+    requests = [
+        RunRequest(
+            run_key=_names_cursor_key("hints", key, hints),
+            partition_key=key,
+            asset_selection=[AssetKey(a) for a in DIARIZED_ASSETS],
+            tags={"autorag/why": "speaker hints changed"},
+        )
+        for key, hints in plan.hints.items()
+    ] + [
+        RunRequest(
+            run_key=_names_cursor_key("names", key, names),
+            partition_key=key,
+            asset_selection=[AssetKey(a) for a in NAMED_ASSETS],
+            tags={"autorag/why": "speaker names changed"},
+        )
+        for key, names in plan.names.items()
+        if key not in plan.hints
+    ]
+    if not requests:
+        return SkipReason("Every file shows its speakers' current names.")
+    return SensorResult(run_requests=requests)
