@@ -108,3 +108,33 @@ def test_voices_then_a_rename_rematerialises_only_what_shows_names(pipeline, tmp
     assert sum("Ana" in page.read_text() for page in pages) >= 2
     hits = search(store, "trees and budget", embed=embed, k=5, speakers=["Ana"], mode="vector")
     assert hits and {h.file for h in hits} <= set(FILES) and all("Ana" in h.speakers for h in hits)
+
+
+def test_voices_materialise_themselves_after_diarizations_land(tmp_path):
+    from dagster import (
+        AssetKey,
+        AssetMaterialization,
+        AssetSelection,
+        evaluate_automation_conditions,
+        instance_for_test,
+    )
+
+    from autorag_dagster.defs import build_definitions
+    from autorag_dagster.defs.partitions import audio_files
+    from autorag_dagster.settings import load_settings
+
+    defs = build_definitions(load_settings(audio_dir=tmp_path / "audio", data_dir=tmp_path / "data"))
+    voices = AssetSelection.assets("voices")
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(audio_files.name, ["a.wav", "b.wav"])
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=voices)
+        assert tick.total_requested == 0
+        # One file diarized, the other not yet: the identities are rebuilt anyway.
+        instance.report_runless_asset_event(AssetMaterialization(AssetKey("diarization"), partition="a.wav"))
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=voices, cursor=tick.cursor)
+        assert tick.total_requested == 1
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=voices, cursor=tick.cursor)
+        assert tick.total_requested == 0  # handled
+        instance.report_runless_asset_event(AssetMaterialization(AssetKey("diarization"), partition="b.wav"))
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=voices, cursor=tick.cursor)
+        assert tick.total_requested == 1

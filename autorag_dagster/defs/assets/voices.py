@@ -37,10 +37,15 @@ def registry_table(registry: VoiceRegistry, names: dict[str, str]) -> MetadataVa
     return MetadataValue.md("\n".join(rows))
 
 
+# Eager, except that a file without a diarization (new, or failed) does not hold the others back:
+# the identities are rebuilt whenever any file's diarization lands and no diarization is running.
+AFTER_DIARIZATIONS = AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
+
+
 @asset(
     deps=[diarization],
     group_name=LIBRARY_GROUP,
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=AFTER_DIARIZATIONS,
     kinds={"numpy"},
 )
 def voices(
