@@ -107,8 +107,8 @@ def audio_folder_sensor(
     )
 
 
-def _names_cursor_key(kind: str, key: str, value: object) -> str:
-    return f"{kind}:{key}:{hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]}"
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @sensor(
@@ -128,24 +128,33 @@ def speaker_names_sensor(context: SensorEvaluationContext, storage: StorageResou
         plan = pending_renames(storage.layout, storage.speakers_file)
     except SpeakersFileError as exc:
         return SkipReason(f"speakers.yaml cannot be read: {exc}")
-    requests = [
-        RunRequest(
-            run_key=_names_cursor_key("hints", key, hints),
-            partition_key=key,
-            asset_selection=[AssetKey(a) for a in DIARIZED_ASSETS],
-            tags={"autorag/why": "speaker hints changed"},
+    # The cursor holds what was last requested per file, so a run in flight is not requested
+    # again; an entry goes once the file shows what it should, so renaming back is requested too.
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    wanted = {
+        **{key: ("names", _digest(names)) for key, names in plan.names.items()},
+        **{key: ("hints", _digest(hints)) for key, hints in plan.hints.items()},  # hints win: they include names
+    }
+    requests = []
+    for key, (kind, digest) in sorted(wanted.items()):
+        if cursor.get(key) == [kind, digest]:
+            continue
+        selection = DIARIZED_ASSETS if kind == "hints" else NAMED_ASSETS
+        requests.append(
+            RunRequest(
+                partition_key=key,
+                asset_selection=[AssetKey(a) for a in selection],
+                tags={"autorag/why": f"speaker {kind} changed"},
+            )
         )
-        for key, hints in plan.hints.items()
-    ] + [
-        RunRequest(
-            run_key=_names_cursor_key("names", key, names),
-            partition_key=key,
-            asset_selection=[AssetKey(a) for a in NAMED_ASSETS],
-            tags={"autorag/why": "speaker names changed"},
-        )
-        for key, names in plan.names.items()
-        if key not in plan.hints
-    ]
+    new_cursor = json.dumps({key: list(value) for key, value in sorted(wanted.items())})
     if not requests:
-        return SkipReason("Every file shows its speakers' current names.")
-    return SensorResult(run_requests=requests)
+        return SensorResult(
+            skip_reason=SkipReason(
+                "Every file shows its speakers' current names."
+                if not wanted
+                else f"Waiting for the runs of {len(wanted)} file(s) already requested."
+            ),
+            cursor=new_cursor,
+        )
+    return SensorResult(run_requests=requests, cursor=new_cursor)

@@ -87,6 +87,11 @@ def test_voices_then_a_rename_rematerialises_only_what_shows_names(pipeline, tmp
     # garden.wav's hint (2 speakers) is what the diarizer found anyway, but it is a new input:
     # that file's diarization is asked for; budget.wav only needs its names.
     assert requested == {("budget.wav", NAMED_ASSETS), ("garden.wav", DIARIZED_ASSETS)}
+    with build_sensor_context(
+        instance=pipeline.instance, resources={"storage": storage}, cursor=tick.cursor
+    ) as context:
+        again = speaker_names_sensor(context)
+    assert not again.run_requests  # already requested: not twice while the runs are on their way
 
     speakers_file.write_text(f"{alice}: Ana\n")
     rename = dagster.apply_speakers()
@@ -138,3 +143,23 @@ def test_voices_materialise_themselves_after_diarizations_land(tmp_path):
         instance.report_runless_asset_event(AssetMaterialization(AssetKey("diarization"), partition="b.wav"))
         tick = evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=voices, cursor=tick.cursor)
         assert tick.total_requested == 1
+
+
+def test_the_names_file_is_observed_with_its_hash_as_data_version(tmp_path):
+    from dagster import AssetKey, DagsterInstance
+
+    from autorag_dagster.core.speakers import digest
+    from autorag_dagster.defs import build_definitions
+    from autorag_dagster.settings import load_settings
+
+    defs = build_definitions(load_settings(audio_dir=tmp_path, data_dir=tmp_path / "data"))
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey("speaker_names")})
+
+    def observed() -> str:
+        result = job.execute_in_process(instance=DagsterInstance.ephemeral())
+        [event] = [e for e in result.all_events if e.event_type == DagsterEventType.ASSET_OBSERVATION]
+        return event.event_specific_data.asset_observation.tags["dagster/data_version"]
+
+    assert observed() == "absent"
+    (tmp_path / "speakers.yaml").write_text("VOICE_0001: Ana\n")
+    assert observed() == digest(tmp_path / "speakers.yaml") != "absent"

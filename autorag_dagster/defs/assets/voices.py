@@ -22,6 +22,7 @@ from autorag_dagster.defs.resources import StorageResource, VoicesResource
 
 @observable_source_asset(
     group_name=LIBRARY_GROUP,
+    automation_condition=AutomationCondition.cron_tick_passed("* * * * *"),  # observed every minute
     description="<audio folder>/speakers.yaml: names of voices and of files' speakers, and diarizer hints. "
     "Its data version is the file's hash; a sensor re-materialises what shows the names it changed.",
 )
