@@ -15,7 +15,7 @@ from autorag_dagster.core.speakers import (
     user_names,
     with_names,
 )
-from autorag_dagster.core.topics.buckets import speaker_labels
+from autorag_dagster.core.topics.buckets import build_view, render_lines, speaker_labels
 from autorag_dagster.core.types import (
     Diarization,
     SpeakerHints,
@@ -139,6 +139,9 @@ def test_names_flow_into_exports_prompts_and_rows(tmp_path):
     # The topic prompts are told the names a person gave, never a voice ID.
     assert speaker_labels(st) == {"SPEAKER_00": "Speaker 1", "SPEAKER_01": "Ana Lima"}
     assert speaker_labels(transcript()) == {"SPEAKER_00": "Speaker 1", "SPEAKER_01": "Speaker 2"}
+    lines = render_lines(build_view(st).lines)
+    assert "Ana Lima: good morning all" in lines and "Speaker 1: hello there" in lines
+    assert "VOICE_0001" not in lines
 
 
 def test_what_a_change_of_names_or_hints_rematerialises(tmp_path):

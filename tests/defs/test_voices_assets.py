@@ -93,7 +93,14 @@ def test_voices_then_a_rename_rematerialises_only_what_shows_names(pipeline, tmp
         again = speaker_names_sensor(context)
     assert not again.run_requests  # already requested: not twice while the runs are on their way
 
-    speakers_file.write_text(f"{alice}: Ana\n")
+    # Ana everywhere; budget.wav's other speaker gets a long name in that file only.
+    long_name = "Dr. Bartholomew Featherstonehaugh-Smythe of the Finance Committee"
+    budget_other = next(
+        s
+        for s in ("SPEAKER_00", "SPEAKER_01")
+        if s not in {m["speaker"] for m in shared[0]["members"] if m["file"] == "budget.wav"}
+    )
+    speakers_file.write_text(f'{alice}: Ana\n"budget.wav":\n  {budget_other}: {long_name}\n')
     rename = dagster.apply_speakers()
     assert len(rename) == 1 and succeeded(rename[0]), failure_text(rename[0])
     done = materialised_assets(rename)
@@ -111,6 +118,8 @@ def test_voices_then_a_rename_rematerialises_only_what_shows_names(pipeline, tmp
         assert alice not in (folder / "speakers.rttm").read_text()
     pages = list((pipeline.data_dir / "viz").glob("*.html"))
     assert sum("Ana" in page.read_text() for page in pages) >= 2
+    assert sum(long_name in page.read_text() for page in pages) >= 1
+    assert search(store, "heating system budget", embed=embed, k=3, speakers=[long_name], mode="vector")
     hits = search(store, "trees and budget", embed=embed, k=5, speakers=["Ana"], mode="vector")
     assert hits and {h.file for h in hits} <= set(FILES) and all("Ana" in h.speakers for h in hits)
 
