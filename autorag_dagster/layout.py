@@ -3,11 +3,13 @@
 ```
 <data>/
   files/<folder for key>/          exports of one audio file (transcript, diarization, topics, outline, preview,
+                                   chapters.vtt/.json/.txt/.ffmetadata,
                                    topic_stats.json: how its topic tree was made)
   files/<folder for key>/assets/   the stored value of each asset for that file, as JSON
   viz/index.html, viz/*.html       the HTML pages
   voices/registry.json             the library-wide voice identities (``core.voices.VoiceRegistry``)
   voices/audio-folder.txt          the audio folder the main job last ran on (where its speakers.yaml is)
+  notes/<folder for key>.md        the Markdown note of each file (unless AUTORAG_NOTES_DIR points elsewhere)
   lancedb/                         the LanceDB tables (unless AUTORAG_LANCEDB_URI points elsewhere)
   cache/llm/                       LLM answers by content
   dagster/                         Dagster's storage for the main job and `make dev`
@@ -17,23 +19,41 @@
 ```
 
 Stored asset values are ``{"type": "<module>:<class>", "value": {...}}``; ``read_stored`` turns
-one back into its pydantic model. Only the project's own types are loaded: a stored file that
-names any other module is refused.
+one back into its pydantic model. Only the types in ``STORED_TYPES`` (what the assets return)
+are written or read: a stored file naming any other type is refused, and no module is imported
+because a file names it.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from autorag_dagster.core import atomic
 from autorag_dagster.core.keys import folder_name_for_key
+from autorag_dagster.core.types import (
+    AudioInfo,
+    Diarization,
+    EmbeddingsWrite,
+    SpeakerTranscript,
+    TopicTree,
+    Transcript,
+    VizPage,
+)
 
-_OWN_MODULES = "autorag_dagster."
+
+def type_name(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+STORED_TYPES: dict[str, type[BaseModel]] = {
+    type_name(cls): cls
+    for cls in (AudioInfo, Transcript, Diarization, SpeakerTranscript, TopicTree, EmbeddingsWrite, VizPage)
+}
+"""The registry of stored value types, by the name a stored file gives: one per per-file asset."""
 
 
 class StoredValueError(ValueError):
@@ -44,10 +64,12 @@ class StoredValueError(ValueError):
 class DataLayout:
     root: Path
     lancedb_uri: str | None = None
+    notes: Path | None = None
 
-    def __init__(self, root: str | Path, lancedb_uri: str | None = None):
+    def __init__(self, root: str | Path, lancedb_uri: str | None = None, notes_dir: str | Path | None = None):
         object.__setattr__(self, "root", Path(root))
         object.__setattr__(self, "lancedb_uri", lancedb_uri)
+        object.__setattr__(self, "notes", Path(notes_dir) if notes_dir else None)
 
     # --- per audio file -------------------------------------------------------------------------
     @property
@@ -61,6 +83,10 @@ class DataLayout:
     def stored_path(self, asset: str, key: str) -> Path:
         """Where the value of ``asset`` for the partition ``key`` is stored."""
         return self.file_dir(key) / "assets" / f"{asset}.json"
+
+    def chapters(self, key: str, name: str = "chapters.ffmetadata") -> Path:
+        """One of the chapter files of a file (``chapters.vtt``, ``.json``, ``.txt``, ``.ffmetadata``)."""
+        return self.file_dir(key) / name
 
     def topic_stats(self, key: str) -> Path:
         """How the topic tree of one file was made (``TopicStats``: fallbacks per stage, LLM calls)."""
@@ -91,8 +117,10 @@ class DataLayout:
         return values
 
     def write_stored(self, asset: str, key: str, value: BaseModel) -> Path:
-        cls = type(value)
-        payload = {"type": f"{cls.__module__}:{cls.__qualname__}", "value": value.model_dump(mode="json")}
+        name = type_name(type(value))
+        if name not in STORED_TYPES:
+            raise StoredValueError(f"{asset} for {key!r} is a {name}, which is not a stored value type (STORED_TYPES).")
+        payload = {"type": name, "value": value.model_dump(mode="json")}
         return atomic.write_json(self.stored_path(asset, key), payload)
 
     def read_stored(self, asset: str, key: str) -> BaseModel:
@@ -104,6 +132,31 @@ class DataLayout:
             )
         return load_stored(path)
 
+    def key_for(self, file: str | Path, audio_dir: str | Path | None = None) -> str | None:
+        """The partition key of an audio file named by its path or by its key; None when unknown.
+
+        A path is matched against the source paths the stored ``audio`` values record (whatever
+        folder the file was run from), then against ``audio_dir``; any other text is a key
+        when this data directory has stored values for it.
+        """
+        path = Path(file)
+        if path.is_file():
+            wanted = path.resolve()
+            for stored in self.stored_paths("audio"):
+                try:
+                    value = load_stored(stored)
+                except StoredValueError:
+                    continue
+                source, key = getattr(value, "path", None), getattr(value, "key", None)
+                if source and key and Path(source).resolve() == wanted:
+                    return key
+            if audio_dir is not None and wanted.is_relative_to(Path(audio_dir).resolve()):
+                return wanted.relative_to(Path(audio_dir).resolve()).as_posix()
+        text = str(file)
+        if any(self.stored_path(asset, text).exists() for asset in ("audio", "topic_tree")):
+            return text
+        return None
+
     # --- shared folders ---------------------------------------------------------------------------
     @property
     def viz_dir(self) -> Path:
@@ -112,6 +165,15 @@ class DataLayout:
     @property
     def viz_index(self) -> Path:
         return self.viz_dir / "index.html"
+
+    @property
+    def notes_dir(self) -> Path:
+        """The Markdown notes, one per file: AUTORAG_NOTES_DIR when set, else a folder here."""
+        return self.notes or self.root / "notes"
+
+    def note_path(self, key: str) -> Path:
+        """The note of one file: a stable name derived from its key (as its exports folder)."""
+        return self.notes_dir / f"{folder_name_for_key(key)}.md"
 
     @property
     def voices_registry(self) -> Path:
@@ -174,12 +236,19 @@ def load_stored(path: Path) -> BaseModel:
     """A stored value file back as its pydantic model (only the project's own types)."""
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
-        module, _, name = payload["type"].partition(":")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        if not isinstance(payload["type"], str):
+            raise TypeError(f"its type is {payload['type']!r}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoredValueError(f"{path} is not a stored asset value ({exc}); re-materialise the asset.") from exc
-    if not module.startswith(_OWN_MODULES):
-        raise StoredValueError(f"{path} names the type {payload['type']!r}, which is not one of this project's.")
-    cls = getattr(importlib.import_module(module), name, None)
-    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-        raise StoredValueError(f"{path} names the type {payload['type']!r}, which is not a stored value type.")
-    return cls.model_validate(payload["value"])
+    cls = STORED_TYPES.get(payload["type"])
+    if cls is None:
+        raise StoredValueError(
+            f"{path} names the type {payload['type']!r}, which is not one of this project's stored value types "
+            f"({', '.join(sorted(STORED_TYPES))}); it is refused unread: re-materialise the asset."
+        )
+    try:
+        return cls.model_validate(payload["value"])
+    except ValidationError as exc:
+        raise StoredValueError(
+            f"{path} does not hold a valid {cls.__name__} ({exc}); re-materialise the asset."
+        ) from exc

@@ -40,15 +40,18 @@ class StorageConfig(BaseModel):
     data_dir: str = Field("data", description="Where exports, caches, LanceDB and HTML land.")
     lancedb_uri: str | None = Field(None, description="LanceDB URI; default <data_dir>/lancedb. s3://... works.")
     backfill_cron: str = Field("0 2 * * *", description="When the nightly backfill of the audio folder runs (cron).")
+    notes_dir: str | None = Field(
+        None, description="Where the Markdown note of each recording is written; default <data_dir>/notes."
+    )
 
-    @field_validator("audio_dir", "data_dir", mode="before")
+    @field_validator("audio_dir", "data_dir", "notes_dir", mode="before")
     @classmethod
     def _folder(cls, value):
         return str(value) if isinstance(value, Path) else value
 
     @property
     def layout(self) -> DataLayout:
-        return DataLayout(self.data_dir, self.lancedb_uri)
+        return DataLayout(self.data_dir, self.lancedb_uri, self.notes_dir)
 
     @property
     def speakers_file(self) -> Path:

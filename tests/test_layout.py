@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
+import typing
 
 import pytest
 
 from autorag_dagster.core import atomic
-from autorag_dagster.core.types import AudioInfo
-from autorag_dagster.layout import DataLayout, StoredValueError
+from autorag_dagster.core.types import AudioInfo, Word
+from autorag_dagster.layout import STORED_TYPES, DataLayout, StoredValueError, type_name
 from autorag_dagster.settings import load_settings
 
 
@@ -49,19 +51,56 @@ def test_a_stored_value_reads_back_as_its_type(tmp_path):
         layout.read_stored("transcript", "x.wav")
 
 
-def test_a_forged_stored_value_naming_a_foreign_module_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"type": "os:system", "value": "echo owned"},
+        {"type": "subprocess:Popen", "value": {"args": ["sh"]}},
+        # The project's own modules, but not a stored value type: nothing outside the registry loads.
+        {"type": "autorag_dagster.settings:Settings", "value": {"data_dir": "/"}},
+        {"type": "autorag_dagster.layout:DataLayout", "value": {}},
+        {"type": "autorag_dagster.core.types:Word", "value": {"start": 0, "end": 1, "text": "x"}},
+    ],
+)
+def test_a_forged_stored_value_naming_a_type_outside_the_registry_is_refused_unimported(tmp_path, forged):
     layout = DataLayout(tmp_path)
     path = layout.stored_path("audio", "x.wav")
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"type": "os:system", "value": "echo owned"}))
-    with pytest.raises(StoredValueError, match="not one of this project's"):
+    path.write_text(json.dumps(forged))
+    module = forged["type"].partition(":")[0]
+    was_imported = module in sys.modules
+    with pytest.raises(StoredValueError, match="not one of this project's stored value types") as refused:
         layout.read_stored("audio", "x.wav")
-    path.write_text(json.dumps({"type": "autorag_dagster.layout:DataLayout", "value": {}}))
+    assert forged["type"] in str(refused.value) and str(path) in str(refused.value)
+    assert "re-materialise the asset" in str(refused.value)
+    assert (module in sys.modules) == was_imported
+
+
+def test_a_broken_stored_value_is_refused_with_a_clear_error(tmp_path):
+    layout = DataLayout(tmp_path)
+    path = layout.stored_path("audio", "x.wav")
+    path.parent.mkdir(parents=True)
+    for broken in ("{not json", "[]", json.dumps({"value": {}}), json.dumps({"type": 3, "value": {}})):
+        path.write_text(broken)
+        with pytest.raises(StoredValueError, match="is not a stored asset value"):
+            layout.read_stored("audio", "x.wav")
+    path.write_text(json.dumps({"type": type_name(AudioInfo), "value": {"key": "x.wav"}}))
+    with pytest.raises(StoredValueError, match="does not hold a valid AudioInfo"):
+        layout.read_stored("audio", "x.wav")
+
+
+def test_the_registry_holds_what_every_per_file_asset_returns(tmp_path):
+    from autorag_dagster.defs.assets import search, speech, topics, viz
+
+    assets = (speech.audio, speech.transcript, speech.diarization, speech.speaker_transcript, topics.topic_tree)
+    returned = {
+        typing.get_type_hints(asset.op.compute_fn.decorated_fn)["return"].__args__[1]
+        for asset in (*assets, search.embeddings, viz.viz)
+    }
+    assert set(STORED_TYPES.values()) == returned
+    assert STORED_TYPES[type_name(AudioInfo)] is AudioInfo
     with pytest.raises(StoredValueError, match="not a stored value type"):
-        layout.read_stored("audio", "x.wav")
-    path.write_text("{not json")
-    with pytest.raises(StoredValueError, match="not a stored asset value"):
-        layout.read_stored("audio", "x.wav")
+        DataLayout(tmp_path).write_stored("audio", "x.wav", Word(start=0, end=1, text="x"))
 
 
 def test_concurrent_atomic_writers_never_leave_a_mixed_or_temporary_file(tmp_path):

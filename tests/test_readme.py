@@ -9,6 +9,7 @@ all-minilm, LanceDB, Dagster's embedded storage.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import av
 import httpx
 import pytest
 
@@ -89,6 +91,7 @@ def test_the_readme_lists_only_commands_this_test_runs():
         ".venv/bin/autorag pull",
         ".venv/bin/autorag tune --vram-gb 24",
         ".venv/bin/python scripts/bench.py --help",
+        ".venv/bin/autorag export chapters data/sample/sample-meeting.wav --embed data/sample-meeting-chapters.m4a",
     }
     # `make test` is what CI runs (.ci/run); every other command is run below.
     assert set(readme_commands()) == covered
@@ -119,6 +122,30 @@ def test_the_search_commands_after_make_run(made_run, project):
     assert hits and all("VOICE_0002" in hit["speakers"] for hit in hits)
     posters = run('.venv/bin/autorag search "who will print the posters"', project)
     assert posters.returncode == 0 and "posters" in posters.stdout.lower(), posters.stderr
+
+
+def test_the_chapters_command_after_make_run(made_run, project):
+    assert made_run.returncode == 0
+    sample = project / "data" / "sample" / "sample-meeting.wav"
+    before = hashlib.sha256(sample.read_bytes()).hexdigest()
+    command = (
+        ".venv/bin/autorag export chapters data/sample/sample-meeting.wav --embed data/sample-meeting-chapters.m4a"
+    )
+    exported = run(command, project, timeout=300)
+    flat = assert_legible(exported)
+    assert exported.returncode == 0, flat[-3000:]
+    [stored] = list((project / "data" / "files").glob("*/assets/topic_tree.json"))
+    tree = TopicTree.model_validate(json.loads(stored.read_text())["value"])
+    folder = stored.parent.parent
+    lines = (folder / "chapters.txt").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(tree.nodes) and lines[0].startswith("00:00 ")
+    assert all(node.title.split()[0] in flat for node in tree.nodes)
+    with av.open(str(project / "data" / "sample-meeting-chapters.m4a")) as container:
+        titles = [chapter["metadata"]["title"] for chapter in container.chapters()]
+    assert titles == [" ".join(node.title.split()) for node in tree.nodes]
+    assert hashlib.sha256(sample.read_bytes()).hexdigest() == before
+    [note] = list((project / "data" / "notes").glob("*.md"))
+    assert note.stem == folder.name and "## Key quotes" in note.read_text(encoding="utf-8")
 
 
 def test_the_commands_block(made_run, project):

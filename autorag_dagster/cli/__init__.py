@@ -18,7 +18,9 @@ app = typer.Typer(
 
 @app.command("ollama-serve")
 def ollama_serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Interface to bind; anything but loopback is warned about (no authentication)."
+    ),
     port: int = typer.Option(11434, help="Port to listen on."),
     models_dir: Path = typer.Option(
         None,
@@ -141,6 +143,37 @@ def models() -> None:
     missing = [model for model in required.values() if canonical_name(model) not in pulled]
     if missing:
         _fail(f"Missing: {', '.join(missing)}. Pull with {pull_commands(missing)}.")
+
+
+@app.command("speech-models")
+def speech_models(
+    fetch: bool = typer.Option(
+        False, "--fetch", help="Download what is missing first (with progress), then check it loads."
+    ),
+) -> None:
+    """Show whether the Whisper model and the pyannote pipeline of the settings are present.
+
+    AUTORAG_WHISPER_MODEL, AUTORAG_DIARIZER and AUTORAG_PYANNOTE_PIPELINE name them; downloads go
+    to the Hugging Face cache (HF_HOME), with HF_TOKEN for the gated pyannote pipeline. The
+    packaged models (tiny.en, resemblyzer) need nothing. Exits 1 when a model is missing or a
+    download fails.
+    """
+    from autorag_dagster.cli import render
+    from autorag_dagster.core import speech_models as models
+
+    settings = _settings()
+    try:
+        if fetch:
+            models.fetch(settings.whisper_config, settings.diarizer_config, say=render.say)
+        states = models.status(settings.whisper_config, settings.diarizer_config)
+    except models.SpeechModelError as exc:
+        _fail(str(exc))
+    for state in states:
+        label = "MISSING" if not state.ready else state.state
+        typer.echo(f"  {label:<12} {state.role:<8} {state.name}: {state.where}")
+    missing = [state.name for state in states if not state.ready]
+    if missing:
+        _fail(f"Missing: {', '.join(missing)}. Fetch with {models.PULL_HINT}.")
 
 
 class KvCacheType(StrEnum):
@@ -434,6 +467,75 @@ def speakers_name(
         _fail(str(exc))
     if not ok:
         raise typer.Exit(1)
+
+
+export_app = typer.Typer(
+    name="export", help="Write exports of a processed file from its stored results.", no_args_is_help=True
+)
+app.add_typer(export_app)
+
+
+@export_app.command("chapters")
+def export_chapters(
+    file: str = typer.Argument(
+        ...,
+        metavar="FILE",
+        help="The audio file (its path), or its key: its path relative to the audio folder it was run from.",
+    ),
+    embed: Path = typer.Option(
+        None,
+        "--embed",
+        metavar="OUT",
+        help="Also write a copy of the audio with the chapters in it (OUT ends in .mp3 or .m4a).",
+        show_default=False,
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace OUT when it exists."),
+) -> None:
+    """Write a file's chapters from its topic tree: chapters.vtt, chapters.json (Podcasting 2.0),
+    chapters.txt (00:00 lines) and chapters.ffmetadata, in its exports folder.
+
+    With --embed OUT, also write a copy of the audio with the chapters embedded, through the
+    ffmpeg command: the audio is copied as it is when OUT has the original's format, else
+    encoded. The original file is never modified. Reads AUTORAG_DATA_DIR.
+    """
+    from autorag_dagster.cli import render
+    from autorag_dagster.core.chapters import ChaptersError, chapters_of, embed_chapters
+    from autorag_dagster.core.chapters import export_chapters as write_chapters
+    from autorag_dagster.core.types import AudioInfo, TopicTree
+    from autorag_dagster.layout import StoredValueError
+
+    settings = _settings()
+    layout = settings.layout
+    key = layout.key_for(file, settings.audio_dir)
+    given = Path(file)
+    folder = given.parent if given.is_file() else Path(settings.audio_dir)
+    run_hint = f"run `autorag run {folder}` (or materialise topic_tree for it in Dagster) first"
+    if key is None:
+        _fail(f"{file} has not been processed with the data in {layout.root}: {run_hint}.")
+    try:
+        tree = layout.read_stored("topic_tree", key)
+    except FileNotFoundError:
+        _fail(f"{file} has no topic tree yet: {run_hint}.")
+    except StoredValueError as exc:
+        _fail(str(exc))
+    if not isinstance(tree, TopicTree):
+        _fail(f"The stored topic tree of {key!r} is not a topic tree: {run_hint}.")
+    files = write_chapters(tree, layout.file_dir(key))
+    copy = None
+    if embed is not None:
+        if given.is_file():
+            source = given
+        else:
+            info = layout.read_stored("audio", key) if layout.stored_path("audio", key).exists() else None
+            if not isinstance(info, AudioInfo):
+                _fail(f"The data has no record of where {key!r} is: give the audio file's path instead of its key.")
+            source = Path(info.path)
+        try:
+            copy = embed_chapters(source, files["chapters_ffmetadata"], embed, overwrite=force)
+        except ChaptersError as exc:
+            _fail(str(exc))
+    render.console.print(render.chapters_table(key, chapters_of(tree)))
+    render.exported(files, copy)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.table import Table
 from rich.text import Text
 
+from autorag_dagster.core.chapters import Chapter
 from autorag_dagster.core.search import Hit
 from autorag_dagster.core.timefmt import clock
 from autorag_dagster.ollama.planner import GIB, Measured, Plan, gib
@@ -81,6 +82,26 @@ def hits_table(hits: Sequence[Hit], *, query: str = "") -> Table:
         )
         table.add_row(*map(Text, cells))  # Text: transcript brackets are not rich markup
     return table
+
+
+def chapters_table(key: str, chapters: Sequence[Chapter]) -> Table:
+    """A file's chapters (level 1) and sub-chapters (level 2), with their times."""
+    table = Table(title=f"Chapters of {key}")
+    for column in ("#", "start", "end", "title"):
+        table.add_column(column, overflow="fold")
+    for chapter in chapters:
+        for item in (chapter, *chapter.children):
+            indent = "  " if item is not chapter else ""
+            table.add_row(item.id, clock(item.start), clock(item.end), Text(indent + item.title))
+    return table
+
+
+def exported(files: dict, copy=None) -> None:
+    """Where the exports were written."""
+    for kind, path in files.items():
+        console.print(f"{kind.replace('_', ' ')}: {escape(str(path))}", highlight=False)
+    if copy is not None:
+        console.print(f"audio with chapters: {escape(str(copy))}", highlight=False)
 
 
 def plan_table(plan: Plan, measured: Measured | None = None) -> Table:

@@ -120,6 +120,16 @@ class Utterance(BaseModel):
     words: list[SpeakerWord] = Field(default_factory=list)
 
 
+class NameSuggestion(BaseModel):
+    """A name the transcript suggests for one of its speakers; never applied by itself."""
+
+    speaker: str = Field(description="The file's own speaker label, e.g. 'SPEAKER_01'.")
+    name: str
+    time: float = Field(description="Seconds from the start of the file: where the name is said.")
+    words: str = Field(description="The words that suggest it, as transcribed.")
+    kind: str = Field(description="'introduction' (the speaker says it) or 'addressed' (another speaker says it).")
+
+
 class SpeakerTranscript(BaseModel):
     key: str
     duration_s: float
@@ -129,6 +139,8 @@ class SpeakerTranscript(BaseModel):
         default_factory=dict,
         description="Local label -> the name shown for it (speakers.yaml, else the library-wide voice ID).",
     )
+    smoothed_words: int = Field(default=0, description="Words given back to the speaker around them (align.Smoothing).")
+    name_suggestions: list[NameSuggestion] = Field(default_factory=list)
 
     @property
     def speakers(self) -> list[str]:
@@ -138,6 +150,13 @@ class SpeakerTranscript(BaseModel):
         out: dict[str, float] = {}
         for u in self.utterances:
             out[u.speaker] = out.get(u.speaker, 0.0) + (u.end - u.start)
+        return out
+
+    def suggestions_by_speaker(self) -> dict[str, list[NameSuggestion]]:
+        """The name suggestions grouped by the file's speaker label, in time order."""
+        out: dict[str, list[NameSuggestion]] = {}
+        for suggestion in sorted(self.name_suggestions, key=lambda s: s.time):
+            out.setdefault(suggestion.speaker, []).append(suggestion)
         return out
 
 

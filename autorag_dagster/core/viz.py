@@ -3,7 +3,9 @@
 The page works offline (no CDN: its CSS and JS are inlined from ``core/templates``): a speaker
 timeline, the topic tree as time bands (one row per level, L1 on top), the outline with
 summaries a click away, and the transcript with timestamps. Clicking a topic shows its summary
-and highlights and scrolls to its part of the transcript.
+and highlights and scrolls to its part of the transcript. A time in the address
+(``page.html#t=72``, ``#t=1:12``, ``#t=72,90``) highlights and scrolls to the transcript at
+that time, on load and when the address changes; each timestamp links to its own time.
 
 Every piece of transcript or LLM text goes through Jinja2 autoescaping; the inline script is
 pinned by a Content-Security-Policy hash, so even markup that slipped through could not run.

@@ -8,6 +8,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue
 from autorag_dagster.core import checks
 from autorag_dagster.core.audio import load_samples
 from autorag_dagster.core.chunking import build_records
+from autorag_dagster.core.markdown import md_escape
 from autorag_dagster.core.speakers import with_names
 from autorag_dagster.core.store import SegmentStore
 from autorag_dagster.core.topics import check_tree
@@ -33,7 +34,7 @@ def result(
 ) -> AssetCheckResult:
     """One result for the files of this run: passed when no file has a problem."""
     failed = {key: problems for key, problems in problems_by_file.items() if problems}
-    text = "\n".join(f"- **{key}**: " + "; ".join(problems) for key, problems in failed.items())
+    text = "\n".join(f"- **{md_escape(key)}**: " + md_escape("; ".join(problems)) for key, problems in failed.items())
     return AssetCheckResult(
         passed=not failed,
         severity=severity,

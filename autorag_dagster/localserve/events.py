@@ -16,22 +16,27 @@ the server started (monotonic clock). Kinds and their extra fields:
 - ``request_end``: endpoint, status, duration, prompt_eval_count, eval_count, done_reason, scripted
 - ``pull``: status (success or error), error
 - ``reject``: endpoint, error (the 503 text), queued
+
+The log is bounded: past ``MAX_EVENTS`` the oldest events are dropped (``seq`` keeps counting),
+so a server left running for days holds a fixed amount of memory.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any
+
+MAX_EVENTS = 10_000
 
 
 class EventLog:
     """Thread-safe: the server appends from its event loop, tests read from their own thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_events: int = MAX_EVENTS) -> None:
         self._lock = threading.Lock()
-        self._events: list[dict[str, Any]] = []
+        self._events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._seq = 0
         self._start = time.monotonic()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import re
 import sys
@@ -513,10 +514,34 @@ def startup_lines(config: ServerConfig, url: str) -> list[str]:
     return lines
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning for a bind that other machines may reach; None on loopback."""
+    if is_loopback(host):
+        return None
+    return (
+        f"WARNING: listening on {host}:{port}, not on loopback. This server has no authentication: "
+        "whoever reaches that address can pull and load models, run prompts and, with --test-routes, "
+        "read the event log. Use --host 127.0.0.1 unless other machines must reach it."
+    )
+
+
 def serve(host: str = "127.0.0.1", port: int = 11434, **overrides: Any) -> None:
     """Run the server in the foreground (the ``autorag ollama-serve`` command)."""
     config = ServerConfig.from_env(**overrides)
     app = create_app(config)  # pulls the start-up models first, so the lines say they are pulled
     for line in startup_lines(config, f"http://{host}:{port}"):
         print(line, file=sys.stderr, flush=True)
+    warning = exposure_warning(host, port)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -49,6 +49,17 @@ def test_every_asset_and_check_then_a_rerun_without_llm_calls(pipeline, two_spea
     assert meta["topic_tree"]["llm_calls"].value >= 3
     assert "preview" in meta["viz"]
 
+    # The tree's exports, listed in its metadata: the chapter files and the note.
+    exports = meta["topic_tree"]["exports"].value
+    folder = pipeline.data_dir / "files"
+    [file_dir] = [p for p in folder.iterdir() if p.is_dir()]
+    for name in ("topics.json", "outline.md", "chapters.vtt", "chapters.json", "chapters.txt", "chapters.ffmetadata"):
+        assert (file_dir / name).is_file() and str((file_dir / name).resolve()) in exports, name
+    [note] = list((pipeline.data_dir / "notes").glob("*.md"))
+    assert str(note.resolve()) in exports and note.stem == file_dir.name
+    assert (file_dir / "chapters.txt").read_text().startswith("00:00 ")
+    assert "## Outline" in note.read_text()
+
     # The LLM was loaded once, and evicted before the first embed request.
     events = server.events()
     llm_loads = [e for e in events if e["kind"] == "load" and e["model"].startswith("gemma4")]

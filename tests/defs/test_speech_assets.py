@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from dagster import DagsterEventType
@@ -63,3 +64,29 @@ def test_good_file_materialises_with_checks_and_bad_files_fail_alone(pipeline, t
     assert transcript_md["word_count"].value > 20
     assert "whisper" in transcript_md["gpu_timeline"].value
     assert materialised["diarization"]["speakers"].value == 2
+    speaker_md = materialised["speaker_transcript"]
+    assert speaker_md["smoothed_words"].value >= 0
+    assert speaker_md["name_suggestions"].value == "(none)"  # no one says a name in this meeting
+
+
+def test_a_spoken_introduction_is_suggested_not_applied(pipeline, introduction):
+    shutil.copy(introduction.path, pipeline.audio_dir / "intro.wav")
+    pipeline.add_files("intro.wav")
+    result = pipeline.run("intro.wav", SPEECH)
+    assert result.success, failure_text(result)
+
+    metadata = next(
+        e.step_materialization_data.materialization.metadata
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION and e.asset_key.path[-1] == "speaker_transcript"
+    )
+    table = metadata["name_suggestions"].value
+    assert "| Anna |" in table and "I'm Anna" in table
+
+    [stored] = (pipeline.data_dir / "files").glob("*/speaker_transcript.json")
+    saved = json.loads(stored.read_text())
+    [suggestion] = saved["name_suggestions"]
+    assert (suggestion["name"], suggestion["kind"]) == ("Anna", "introduction")
+    # a suggestion only: the labels stay the diarizer's
+    assert suggestion["speaker"].startswith("SPEAKER_")
+    assert all(u["speaker"].startswith("SPEAKER_") for u in saved["utterances"])

@@ -21,6 +21,11 @@ COMPOSE = ROOT / "docker-compose.yml"
 PORT_OVERRIDE = ROOT / "docker-compose.ollama-port.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DAGSTER_SERVICES = ("code", "webserver", "daemon")
+# One-off services of the profile `tools`, run by stack.sh and never started by `up`.
+TOOL_SERVICES = ("models",)
+# The stack's defaults where they differ from the project's (settings.py keeps the laptop's).
+GPU_DEFAULTS = {"AUTORAG_WHISPER_MODEL": "large-v3-turbo", "AUTORAG_DIARIZER": "pyannote"}
+DOCKER_SOCKET = "/var/run/docker.sock"
 TUNED_OLLAMA = {
     "OLLAMA_FLASH_ATTENTION": "1",
     "OLLAMA_KV_CACHE_TYPE": "q8_0",
@@ -111,10 +116,14 @@ def test_gpu_is_reserved_for_ollama_and_the_code_server(compose):
 
 def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies(compose):
     services = compose["services"]
-    assert set(services) == {"ollama", "postgres", *DAGSTER_SERVICES}
+    assert set(services) == {"ollama", "postgres", *DAGSTER_SERVICES, *TOOL_SERVICES}
     assert services["ollama"]["healthcheck"]["test"] == ["CMD", "ollama", "list"]
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    for name in TOOL_SERVICES:
+        assert services[name]["profiles"] == ["tools"] and services[name]["restart"] == "no", name
     for name, service in services.items():
+        if name in TOOL_SERVICES:
+            continue
         assert service["healthcheck"]["test"], name
         for dependency, condition in service.get("depends_on", {}).items():
             assert dependency in services
@@ -124,10 +133,87 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies(comp
     assert set(services["daemon"]["depends_on"]) == {"postgres", "code"}
 
 
-def test_all_services_share_the_named_network(compose):
-    assert compose["networks"]["autorag-net"]["name"] == "autorag-net"
-    for name, service in compose["services"].items():
-        assert service["networks"] == ["autorag-net"], name
+def test_the_code_server_is_on_internal_networks_only(compose):
+    """autorag-net is the network run containers and devcontainers join: the code server's
+    unauthenticated gRPC API is not on it; code-grpc carries that API to the webserver and the
+    daemon only, code-backend carries the code server's own calls to Postgres and Ollama."""
+    networks = compose["networks"]
+    assert networks["autorag-net"] == {"name": "autorag-net"}
+    assert networks["code-grpc"] == {"internal": True}
+    assert networks["code-backend"] == {"internal": True}
+    members = {
+        network: {name for name, service in compose["services"].items() if network in service["networks"]}
+        for network in networks
+    }
+    assert members == {
+        "autorag-net": {"ollama", "postgres", "webserver", "daemon", "models"},
+        "code-grpc": {"code", "webserver", "daemon"},
+        "code-backend": {"code", "postgres", "ollama"},
+    }
+    assert compose["services"]["code"]["networks"] == ["code-grpc", "code-backend"]
+    assert "ports" not in compose["services"]["code"]
+    stack = yaml.safe_load((ROOT / "docker" / "workspace.yaml").read_text())
+    assert stack["load_from"][0]["grpc_server"]["host"] == "code"
+
+
+def test_only_the_daemon_mounts_the_docker_socket_and_says_why(compose):
+    def mounts_socket(service: dict) -> bool:
+        return any(DOCKER_SOCKET in str(volume) for volume in service.get("volumes", []))
+
+    assert [name for name, service in compose["services"].items() if mounts_socket(service)] == ["daemon"]
+    assert DOCKER_SOCKET not in yaml.safe_dump(yaml.safe_load(PORT_OVERRIDE.read_text()))
+    text = COMPOSE.read_text()
+    lines = text.splitlines()
+    mount = next(i for i, line in enumerate(lines) if DOCKER_SOCKET in line and not line.lstrip().startswith("#"))
+    comment = " ".join(line.strip("# ") for line in lines[mount - 5 : mount])
+    assert "Only the daemon mounts it" in comment and "QueuedRunCoordinator" in comment
+    instance = yaml.safe_load((ROOT / "docker" / "dagster.yaml").read_text())
+    assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
+
+
+def test_no_password_is_written_down_and_compose_refuses_to_start_without_one(compose):
+    required = re.compile(r"^\$\{DAGSTER_POSTGRES_PASSWORD:\?[^{}]+\}$")
+    passwords = {
+        name: service["environment"][key]
+        for name, service in compose["services"].items()
+        for key in service.get("environment", {})
+        if "PASSWORD" in key
+    }
+    assert set(passwords) == {"postgres", *DAGSTER_SERVICES, *TOOL_SERVICES}
+    for name, value in passwords.items():
+        assert required.match(value), (name, value)
+        assert "stack.sh up generates one" in value
+    # Nowhere else either: not in the instance, the override or the documented defaults.
+    allowed = re.compile(r"^(|\$\{DAGSTER_POSTGRES_PASSWORD:\?[^{}]+\}|\{env: DAGSTER_POSTGRES_PASSWORD\})$")
+    for path in (COMPOSE, PORT_OVERRIDE, ROOT / "docker" / "dagster.yaml", ENV_EXAMPLE):
+        for value in re.findall(r"password\s*[:=][ \t]*(.*)$", path.read_text(), re.IGNORECASE | re.MULTILINE):
+            assert allowed.match(value.strip()), (path.name, value)
+    assert documented_defaults()["DAGSTER_POSTGRES_PASSWORD"] == ""
+
+
+def test_the_stack_defaults_to_the_gpu_speech_models_and_the_laptop_keeps_the_packaged_ones(compose):
+    env = compose["services"]["daemon"]["environment"]
+    for key, default in GPU_DEFAULTS.items():
+        assert interpolation(env[key]) == (key, default)
+    assert env["HF_HOME"] == "/models/huggingface"
+    settings = Settings(**{key.removeprefix(ENV_PREFIX).lower(): value for key, value in GPU_DEFAULTS.items()})
+    assert (settings.whisper_model, settings.diarizer) == ("large-v3-turbo", "pyannote")
+    assert settings.pyannote_pipeline == "pyannote/speaker-diarization-community-1"
+    laptop = Settings.model_fields
+    assert (laptop["whisper_model"].default, laptop["diarizer"].default) == ("tiny.en", "resemblyzer")
+
+
+def test_the_speech_models_live_on_a_named_volume_that_the_fetch_and_the_runs_share(compose):
+    assert compose["volumes"]["models"] == {"name": "autorag-models"}
+    models = compose["services"]["models"]
+    assert "models:/models" in models["volumes"]
+    assert models["command"] == "autorag speech-models"
+    assert models["environment"] == compose["services"]["daemon"]["environment"]
+    instance = yaml.safe_load((ROOT / "docker" / "dagster.yaml").read_text())
+    assert "autorag-models:/models" in instance["run_launcher"]["config"]["container_kwargs"]["volumes"]
+    assert "HF_HOME" in instance["run_launcher"]["config"]["env_vars"]
+    stack_sh = (ROOT / "scripts" / "stack.sh").read_text()
+    assert "models autorag speech-models --fetch" in stack_sh
 
 
 def test_only_the_webserver_is_published_and_only_on_loopback(compose):
@@ -166,8 +252,9 @@ def test_every_project_setting_reaches_the_dagster_containers(compose):
     assert passed == settings, f"add to x-dagster-env: {settings - passed}; unknown: {passed - settings}"
     fixed = {"AUTORAG_OLLAMA_BASE_URL", "AUTORAG_AUDIO_DIR", "AUTORAG_DATA_DIR"}
     for key in passed - fixed:
-        assert interpolation(env[key]) == (key, ""), key
-    assert compose["services"]["code"]["environment"] == env == compose["services"]["webserver"]["environment"]
+        assert interpolation(env[key]) == (key, GPU_DEFAULTS.get(key, "")), key
+    for name in (*DAGSTER_SERVICES, *TOOL_SERVICES):
+        assert compose["services"][name]["environment"] == env, name
 
 
 def test_env_example_documents_every_knob_with_its_default(compose):

@@ -85,6 +85,7 @@ def test_run_launcher_gives_run_containers_the_network_gpu_volumes_and_settings(
     assert host_config["Binds"] == [
         f"{volumes['audio']['name']}:/audio:ro",
         f"{volumes['data']['name']}:/data",
+        f"{volumes['models']['name']}:/models",
     ]
     daemon_env = compose["services"]["daemon"]["environment"]
     assert set(launcher.env_vars) == set(daemon_env) - {"DAGSTER_CURRENT_IMAGE"}

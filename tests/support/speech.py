@@ -13,6 +13,7 @@ from autorag_dagster.samples import SAMPLE_RATE, VOICES, Conversation, speak, sy
 
 __all__ = [
     "SAMPLE_RATE",
+    "INTRODUCTION",
     "THREE_SPEAKERS",
     "TWO_SPEAKERS",
     "VOICES",
@@ -40,6 +41,12 @@ THREE_SPEAKERS: list[tuple[str, str]] = [
     ("bob", "Pasta with fresh tomatoes takes about fifteen minutes."),
     ("carol", "Soup is also simple and it keeps well for a few days."),
     ("alice", "Thank you both for sharing your ideas with us."),
+]
+
+# TWO_SPEAKERS, but Alice introduces herself by name (no other name is said).
+INTRODUCTION: list[tuple[str, str]] = [
+    ("alice", "Hello, I'm Anna. Thank you for joining the planning meeting today."),
+    *TWO_SPEAKERS[1:],
 ]
 
 

@@ -25,4 +25,44 @@
     var target = event.target.closest("[data-select-topic]");
     if (target) select(target.getAttribute("data-select-topic"));
   });
+
+  // A time in the address: page.html#t=72 (seconds), #t=1:12 or #t=0:01:12, a range #t=72,90,
+  // and the media-fragment form #t=npt:72. The transcript at that time is highlighted and
+  // scrolled to, on load and whenever the address changes.
+  function seconds(text) {
+    if (!/^\d+(\.\d+)?(:\d+(\.\d+)?){0,2}$/.test(text)) return NaN;
+    return text.split(":").reduce(function (total, part) { return total * 60 + parseFloat(part); }, 0);
+  }
+
+  function timeIn(hash) {
+    var match = /(?:^#|&)t=(?:npt:)?([0-9:.]*)(?:,([0-9:.]+))?(?:&|$)/.exec(hash);
+    if (!match) return null;
+    var start = match[1] === "" ? 0 : seconds(match[1]);
+    var end = match[2] === undefined ? start : seconds(match[2]);
+    if (isNaN(start) || isNaN(end) || end < start) return null;
+    return { start: start, end: end };
+  }
+
+  function goToTime() {
+    var time = timeIn(window.location.hash);
+    if (!time || !utterances.length) return;
+    var marked = utterances.filter(function (u) {
+      var start = parseFloat(u.getAttribute("data-start"));
+      var end = parseFloat(u.getAttribute("data-end"));
+      return time.end > time.start ? start < time.end && end > time.start : start <= time.start && time.start < end;
+    });
+    if (!marked.length) {  // silence at that time: the last thing said before it, else the first
+      var before = utterances.filter(function (u) { return parseFloat(u.getAttribute("data-start")) <= time.start; });
+      marked = [before.length ? before[before.length - 1] : utterances[0]];
+    }
+    utterances.forEach(function (u) {
+      var on = marked.indexOf(u) !== -1;
+      u.classList.toggle("at-time", on);
+      if (on) u.setAttribute("aria-current", "time"); else u.removeAttribute("aria-current");
+    });
+    marked[0].scrollIntoView({ block: "start" });
+  }
+
+  window.addEventListener("hashchange", goToTime);
+  goToTime();
 })();

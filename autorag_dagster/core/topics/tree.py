@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
+from autorag_dagster.core.markdown import md_escape
 from autorag_dagster.core.topics.buckets import build_view, fmt_time
 from autorag_dagster.core.types import SpeakerTranscript, TopicNode, TopicTree
 
@@ -105,10 +106,11 @@ def check_tree(tree: TopicTree, *, tol: float = 1e-6, max_depth: int = MAX_DEPTH
 
 
 def outline_markdown(tree: TopicTree) -> str:
-    """The tree as a Markdown list: ``- MM:SS-MM:SS Title``, indented by level."""
-    lines = [f"**{tree.title}**", ""] if tree.title else []
+    """The tree as a Markdown list: ``- MM:SS-MM:SS Title``, indented by level; the LLM's titles escaped."""
+    lines = [f"**{md_escape(tree.title)}**", ""] if tree.title else []
     lines += [
-        f"{'  ' * (n.level - 1)}- {fmt_time(n.start)}-{fmt_time(n.end)} {n.title or '(untitled)'}" for n in tree.walk()
+        f"{'  ' * (n.level - 1)}- {fmt_time(n.start)}-{fmt_time(n.end)} {md_escape(n.title) if n.title else '(untitled)'}"
+        for n in tree.walk()
     ]
     return "\n".join(lines)
 

@@ -9,10 +9,18 @@ from autorag_dagster.core.align import assign_speakers
 from autorag_dagster.core.audio import load_samples, prepare_audio
 from autorag_dagster.core.exports import export_diarization, export_speaker_transcript, export_transcript
 from autorag_dagster.core.keys import validate_key
-from autorag_dagster.core.speakers import display_names
+from autorag_dagster.core.name_suggestions import suggest_names
+from autorag_dagster.core.speakers import display_names, with_names
 from autorag_dagster.core.types import AudioInfo, Diarization, SpeakerTranscript, Transcript
 from autorag_dagster.defs.assets.common import per_file, per_file_asset, report
-from autorag_dagster.defs.metadata import excerpt, links, mmss, talk_time_table
+from autorag_dagster.defs.metadata import (
+    excerpt,
+    links,
+    mmss,
+    name_suggestions_table,
+    talk_time_table,
+    utterance_excerpt,
+)
 from autorag_dagster.defs.resources import GpuResource, SpeechResource, StorageResource
 
 
@@ -129,7 +137,7 @@ def diarization(
 
 
 @per_file_asset(
-    group="speech", code_version="speaker-transcript-2", deps=[AssetKey("voices"), AssetKey("speaker_names")]
+    group="speech", code_version="speaker-transcript-3", deps=[AssetKey("voices"), AssetKey("speaker_names")]
 )
 def speaker_transcript(
     context: AssetExecutionContext,
@@ -137,13 +145,17 @@ def speaker_transcript(
     diarization: dict[str, Diarization],
     storage: StorageResource,
 ) -> dict[str, SpeakerTranscript]:
-    """Each word gets the speaker whose turn overlaps it most; consecutive words form utterances.
-    Each local speaker's name: speakers.yaml, else its library-wide voice ID (``voices``)."""
+    """Each word gets the speaker whose turn overlaps it most, a word or two inside another
+    speaker's turn without evidence of overlapped speech is given back to that speaker, and
+    consecutive words form utterances. Names the words suggest for the speakers ("I'm Ana",
+    "over to you, Ben") are kept with their evidence, never applied. Each local speaker's name
+    shown: speakers.yaml, else its library-wide voice ID (``voices``)."""
     exports: dict[str, dict] = {}
     registry, names = storage.layout.read_voice_registry(), storage.speaker_names()
 
     def one(key: str) -> SpeakerTranscript:
         result = assign_speakers(transcript[key], diarization[key])
+        result.name_suggestions = suggest_names(result)
         labels = sorted(set(diarization[key].speakers) | set(result.speakers))
         result = result.model_copy(update={"names": display_names(key, labels, registry, names)})
         exports[key] = export_speaker_transcript(result, storage.layout.file_dir(key), diarization[key])
@@ -151,24 +163,24 @@ def speaker_transcript(
 
     results = per_file(context, transcript, one, what="Aligning speakers")
 
-    def lines(st: SpeakerTranscript) -> str:
-        shown = [
-            f"**{st.names.get(u.speaker, u.speaker)}** [{mmss(u.start)}]: {excerpt(u.text, 160)}"
-            for u in st.utterances[:8]
-        ]
-        return "\n\n".join(shown) or "(no speech)"
-
     report(
         context,
         results,
         one=lambda key, st: {
             "speakers": len(st.speakers),
             "utterances": len(st.utterances),
+            "smoothed_words": st.smoothed_words,
+            "name_suggestions": name_suggestions_table(st.name_suggestions),
             "talk_time": talk_time_table({st.names.get(s, s): t for s, t in st.talk_time().items()}),
             "names": MetadataValue.json(st.names),
-            "excerpt": MetadataValue.md(lines(st)),
+            "excerpt": utterance_excerpt(with_names(st, st.names).utterances),
             "exports": links(exports[key]),
         },
-        row=lambda key, st: {"speakers": len(st.speakers), "utterances": len(st.utterances)},
+        row=lambda key, st: {
+            "speakers": len(st.speakers),
+            "utterances": len(st.utterances),
+            "smoothed words": st.smoothed_words,
+            "suggested names": ", ".join(sorted({f"{s.speaker}: {s.name}" for s in st.name_suggestions})) or "-",
+        },
     )
     return results

@@ -1,11 +1,16 @@
-"""``topic_tree``: chapters and sub-topics with titles and summaries, from the LLM served by Ollama."""
+"""``topic_tree``: chapters and sub-topics with titles and summaries, from the LLM served by Ollama;
+the exports of the tree (JSON, outline, chapter files, the Markdown note) are written with it."""
 
 from dagster import AssetExecutionContext, MetadataValue
 
 from autorag_dagster.core import atomic
+from autorag_dagster.core.chapters import export_chapters
+from autorag_dagster.core.notes import write_note
+from autorag_dagster.core.speakers import with_names
 from autorag_dagster.core.topics import LlmResidency, TopicConfig, TopicStats, build_topic_tree, describe_fallbacks
 from autorag_dagster.core.types import SpeakerTranscript, TopicTree
 from autorag_dagster.defs.assets.common import per_file, per_file_asset, report
+from autorag_dagster.defs.metadata import links
 from autorag_dagster.defs.resources import GpuResource, OllamaResource, StorageResource
 
 
@@ -30,7 +35,7 @@ def stats_metadata(stats: TopicStats) -> dict:
     }
 
 
-@per_file_asset(group="topics", code_version="topic-tree-2", kinds={"ollama"}, gpu=True)
+@per_file_asset(group="topics", code_version="topic-tree-3", kinds={"ollama"}, gpu=True)
 def topic_tree(
     context: AssetExecutionContext,
     speaker_transcript: dict[str, SpeakerTranscript],
@@ -39,9 +44,12 @@ def topic_tree(
     gpu: GpuResource,
 ) -> dict[str, TopicTree]:
     """Time-bucketed view -> L1 boundaries -> split decisions -> L2 boundaries -> titles and
-    summaries -> file summary. Every answer is schema-validated and repaired into a tiling."""
+    summaries -> file summary. Every answer is schema-validated and repaired into a tiling.
+    Exports: topics.json, outline.md, chapters (.vtt, .json, .txt, .ffmetadata) and the note."""
     client = ollama.get_client()
+    layout = storage.layout
     all_stats: dict[str, TopicStats] = {}
+    exports: dict[str, dict] = {}
 
     def one(key: str) -> TopicTree:
         tree, stats = build_topic_tree(
@@ -49,14 +57,21 @@ def topic_tree(
             client,
             tenancy=tenancy,
             residency=residency,
-            cache_dir=storage.layout.llm_cache,
+            cache_dir=layout.llm_cache,
             config=TopicConfig(num_ctx_l1=ollama.num_ctx_l1),
             progress=context.log.info,
         )
         all_stats[key] = stats
-        atomic.write_json(storage.layout.file_dir(key) / "topics.json", tree.model_dump(mode="json"))
-        atomic.write_json(storage.layout.topic_stats(key), stats.model_dump(mode="json"))
-        atomic.write_text(storage.layout.file_dir(key) / "outline.md", stats.outline_md)
+        folder = layout.file_dir(key)
+        atomic.write_json(layout.topic_stats(key), stats.model_dump(mode="json"))
+        exports[key] = {
+            "json": atomic.write_json(folder / "topics.json", tree.model_dump(mode="json")),
+            "outline": atomic.write_text(folder / "outline.md", stats.outline_md),
+            **export_chapters(tree, folder),
+            "note": write_note(  # under the speakers' names
+                with_names(speaker_transcript[key], speaker_transcript[key].names), tree, layout.note_path(key)
+            ),
+        }
         for fallback in stats.fallbacks:
             context.log.warning(f"{key}: fallback in stage {fallback.stage}: {fallback.reason}")
         return tree
@@ -66,12 +81,9 @@ def topic_tree(
     with gpu.tenancy(context, client) as tenancy, LlmResidency(client, tenancy) as residency:
         trees = per_file(context, speaker_transcript, one, what="Building the topic tree")
     stats = all_stats.values()
-    report(
-        context,
-        trees,
-        common={}
-        if len(trees) == 1
-        else {
+    common = {"notes": MetadataValue.path(str(layout.notes_dir.resolve()))}
+    if len(trees) > 1:
+        common |= {
             "llm_calls": sum(s.llm_calls for s in stats),
             "prompt_tokens": sum(s.prompt_tokens for s in stats),
             "output_tokens": sum(s.eval_tokens for s in stats),
@@ -79,14 +91,19 @@ def topic_tree(
             "llm_loads": len(residency.loads),
             "llm_reloads": max(0, len(residency.loads) - 1),
             "max_in_flight": max((s.max_in_flight for s in stats), default=0),
-        },
-        one=lambda key, tree: stats_metadata(all_stats[key]),
+        }
+    report(
+        context,
+        trees,
+        common=common,
+        one=lambda key, tree: {**stats_metadata(all_stats[key]), "exports": links(exports[key])},
         row=lambda key, tree: {
             "nodes": all_stats[key].node_count,
             "level 1 from": all_stats[key].level1_source,
             "fallbacks": describe_fallbacks(all_stats[key].fallback_counts),
             "llm_calls": all_stats[key].llm_calls,
             "cache_hits": all_stats[key].cache_hits,
+            "note": exports[key]["note"].name,
         },
     )
     return trees

@@ -55,12 +55,12 @@ def open_page(browser):
         else:
             route.continue_()
 
-    def open_(path):
+    def open_(path, fragment=""):
         page = browser.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.route("**/*", route)
-        page.goto(path.as_uri())
+        page.goto(path.as_uri() + fragment)
         pages.append(page)
         return page
 
@@ -124,6 +124,72 @@ def test_every_topic_is_shown_and_a_click_reveals_its_summary_and_text(tmp_path,
     page.locator('#outline [data-select-topic="1.2"]').click()
     assert page.locator('[id="topic-1.2"]').is_visible() and detail.is_hidden()
     assert "car park at seven" in page.locator('[id="topic-1.2"] .topic-summary').inner_text()
+
+
+def long_meeting() -> SpeakerTranscript:
+    """Sixty utterances of four seconds, one second of silence between them: 0-4, 5-9, ..."""
+    utterances = [
+        Utterance(speaker=f"SPEAKER_0{i % 2}", start=5.0 * i, end=5.0 * i + 4, text=f"Point number {i} of the plan.")
+        for i in range(60)
+    ]
+    return SpeakerTranscript(key="long meeting.wav", duration_s=300.0, language="en", utterances=utterances)
+
+
+def marked(page) -> list[str]:
+    return page.locator("#transcript .utt.at-time .text").all_inner_texts()
+
+
+def in_view(page, text: str) -> bool:
+    top = page.locator("#transcript .utt", has_text=text).evaluate("el => el.getBoundingClientRect().top")
+    return 0 <= top < page.viewport_size["height"]
+
+
+def test_a_time_in_the_address_scrolls_to_and_highlights_the_transcript_there(tmp_path, open_page):
+    path = write_page(tmp_path, long_meeting())
+    page = open_page(path, "#t=72")
+
+    assert marked(page) == ["Point number 14 of the plan."]  # 70-74 s
+    assert in_view(page, "Point number 14 ") and page.evaluate("window.scrollY") > 0
+    assert page.locator("#transcript .utt.at-time").get_attribute("aria-current") == "time"
+    assert not in_view(page, "Point number 0 ")
+
+    # A later change of the address moves the highlight (hashchange); minutes:seconds work too.
+    page.evaluate("window.location.hash = '#t=4:05'")
+    page.wait_for_function("document.querySelector('.utt.at-time .text').textContent.includes('number 49 ')")
+    assert marked(page) == ["Point number 49 of the plan."] and in_view(page, "Point number 49 ")
+
+    # A range highlights every utterance it overlaps; a time in silence, the last one before it.
+    for fragment, expected in (
+        ("#t=npt:100,112", [20, 21, 22]),
+        ("#t=0:01:04.5", [12]),
+        ("#t=0", [0]),
+        ("#t=1000", [59]),
+    ):
+        page.evaluate(f"window.location.hash = '{fragment}'")
+        texts = [f"Point number {i} of the plan." for i in expected]
+        page.wait_for_function(f"document.querySelectorAll('.utt.at-time').length === {len(expected)} && "
+                               f"document.querySelector('.utt.at-time .text').textContent === {texts[0]!r}")  # fmt: skip
+        assert marked(page) == texts, fragment
+        assert in_view(page, texts[0]), fragment
+
+    # Anything else in the address changes nothing and raises no error.
+    for fragment in ("#t=abc", "#t=5,2", "#u-3", "#"):
+        page.evaluate(f"window.location.hash = '{fragment}'")
+        page.wait_for_timeout(50)
+        assert marked(page) == ["Point number 59 of the plan."], fragment
+
+    # Each timestamp links to its own time.
+    page.locator("#transcript .utt", has_text="Point number 33 ").locator("a.ts").click()
+    page.wait_for_function("window.location.hash === '#t=165.0'")
+    page.wait_for_function("document.querySelector('.utt.at-time .text').textContent.includes('number 33 ')")
+    assert marked(page) == ["Point number 33 of the plan."]
+
+
+def test_a_time_in_the_address_of_a_page_opened_fresh_in_a_new_tab(tmp_path, open_page):
+    path = write_page(tmp_path, long_meeting())
+    page = open_page(path, "#t=250,258")
+    assert marked(page) == ["Point number 50 of the plan.", "Point number 51 of the plan."]
+    assert in_view(page, "Point number 50 ")
 
 
 def test_transcript_and_llm_text_stay_text(tmp_path, open_page):
