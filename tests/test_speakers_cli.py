@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from autorag_dagster.cli import app
 from autorag_dagster.core.speakers import read_speakers
+from autorag_dagster.core.types import NameSuggestion, SpeakerTranscript
 from autorag_dagster.core.voices import Identity, VoiceMember, VoiceRegistry
 from autorag_dagster.layout import DataLayout
 from autorag_dagster.settings import get_settings
@@ -39,6 +40,20 @@ def autorag(monkeypatch, tmp_path):
             ],
         )
     )
+    # b.wav's words suggest a name for its SPEAKER_01 (VOICE_0001 there).
+    layout.write_stored(
+        "speaker_transcript",
+        "b.wav",
+        SpeakerTranscript(
+            key="b.wav",
+            duration_s=10,
+            language="en",
+            utterances=[],
+            name_suggestions=[
+                NameSuggestion(speaker="SPEAKER_01", name="Ana", time=3.5, words="I'm Ana", kind="introduction")
+            ],
+        ),
+    )
     audio = tmp_path / "audio"
     audio.mkdir()
     (audio / "speakers.yaml").write_text('"b.wav": {SPEAKER_01: Dr. Lee, num_speakers: 2}\n')
@@ -57,6 +72,7 @@ def test_list_and_name(autorag):
     assert listed.exit_code == 0, listed.output
     assert "VOICE_0001" in listed.output and "VOICE_0002" in listed.output and "1:06" in listed.output
     assert "Dr. Lee" in listed.output  # what b.wav shows for its speaker
+    assert "I'm Ana" in listed.output and "0:03" in listed.output  # a suggestion, with its evidence
 
     named = run("speakers", "name", "VOICE_0001", "Ana", "--no-apply")
     assert named.exit_code == 0, named.output
@@ -67,6 +83,7 @@ def test_list_and_name(autorag):
     rows = json.loads(run("speakers", "list", "--json").output)
     assert rows[0]["identity"] == "VOICE_0001" and rows[0]["name"] == "Ana"
     assert ["a.wav", "SPEAKER_00", "Ana"] in rows[0]["files"] and ["b.wav", "SPEAKER_01", "Dr. Lee"] in rows[0]["files"]
+    assert rows[0]["suggestions"] == [["Ana", "b.wav", 3.5, "I'm Ana"]] and rows[1]["suggestions"] == []
 
     unknown = run("speakers", "name", "VOICE_0042", "Zed", "--no-apply")
     assert unknown.exit_code == 1 and "No identity VOICE_0042" in unknown.output

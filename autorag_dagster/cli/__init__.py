@@ -412,17 +412,23 @@ FOLDER_OPTION = typer.Option(
 def speakers_list(
     folder: Path = FOLDER_OPTION, as_json: bool = typer.Option(False, "--json", help="Print JSON for programs.")
 ) -> None:
-    """Every identity (VOICE_0001, ...) with its name, talk time and the files it speaks in."""
+    """Every identity (VOICE_0001, ...) with its name, talk time, the files it speaks in, and the
+    names its words suggest ("I'm Ana") with where they are said: suggestions, never applied."""
     import json
     from dataclasses import asdict
 
     from autorag_dagster.cli.render import console, speakers_table
     from autorag_dagster.core.speakers import SpeakersFileError, read_speakers, speaker_rows
+    from autorag_dagster.core.types import SpeakerTranscript
     from autorag_dagster.local_run import library_settings
 
     settings = library_settings(_settings(), folder)
     try:
-        rows = speaker_rows(settings.layout.read_voice_registry(), read_speakers(settings.speakers_file))
+        rows = speaker_rows(
+            settings.layout.read_voice_registry(),
+            read_speakers(settings.speakers_file),
+            settings.layout.stored_values("speaker_transcript", SpeakerTranscript),
+        )
     except SpeakersFileError as exc:
         _fail(str(exc))
     if as_json:

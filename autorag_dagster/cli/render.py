@@ -174,12 +174,17 @@ def speakers_table(rows: Sequence) -> Table:
     table.add_column("name")
     table.add_column("talk time", justify="right")
     table.add_column("files (label: shown as)")
+    table.add_column("suggested names (never applied)")
     for row in rows:
         files = "\n".join(
             f"{escape(file)} ({label}{'' if shown in (label, row.identity, row.name) else ': ' + escape(shown)})"
             for file, label, shown in row.files
         )
-        table.add_row(row.identity, escape(row.name) or "[dim]-[/]", clock(row.talk_s), files)
+        suggested = "\n".join(
+            f'{escape(name)}: {escape(file)} {clock(time)} "{escape(words)}"'
+            for name, file, time, words in row.suggestions
+        )
+        table.add_row(row.identity, escape(row.name) or "[dim]-[/]", clock(row.talk_s), files, suggested or "[dim]-[/]")
     return table
 
 

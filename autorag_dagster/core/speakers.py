@@ -228,18 +228,35 @@ class SpeakerRow:
     name: str  # "" when the user gave none
     talk_s: float
     files: list[tuple[str, str, str]]  # (file, local label, what that file shows for it)
+    suggestions: list[tuple[str, str, float, str]] = field(default_factory=list)  # (name, file, time, words)
 
 
-def speaker_rows(registry: VoiceRegistry | None, names: SpeakerNames) -> list[SpeakerRow]:
-    """Every identity with its name, talk time and files (each with what the file shows)."""
+def speaker_rows(
+    registry: VoiceRegistry | None,
+    names: SpeakerNames,
+    transcripts: Mapping[str, SpeakerTranscript] | None = None,
+) -> list[SpeakerRow]:
+    """Every identity with its name, talk time and files (each with what the file shows), and the
+    names its files' words suggest for it (from ``transcripts``' ``name_suggestions``, with the
+    evidence; never applied)."""
     if registry is None:
         return []
-    return [
-        SpeakerRow(
-            identity=identity.id,
-            name=names.identities.get(identity.id, ""),
-            talk_s=identity.talk_s,
-            files=[(m.file, m.speaker, display_name(m.file, m.speaker, registry, names)) for m in identity.members],
+    transcripts = transcripts or {}
+    rows = []
+    for identity in registry.identities:
+        suggestions = [
+            (s.name, m.file, s.time, s.words)
+            for m in identity.members
+            for s in getattr(transcripts.get(m.file), "name_suggestions", [])
+            if s.speaker == m.speaker
+        ]
+        rows.append(
+            SpeakerRow(
+                identity=identity.id,
+                name=names.identities.get(identity.id, ""),
+                talk_s=identity.talk_s,
+                files=[(m.file, m.speaker, display_name(m.file, m.speaker, registry, names)) for m in identity.members],
+                suggestions=suggestions,
+            )
         )
-        for identity in registry.identities
-    ]
+    return rows
