@@ -1,4 +1,4 @@
-"""The generated voice library (``autorag_dagster.samples.VOICE_LIBRARY``), each file spoken once per session."""
+"""The generated voice library (``autorag_dagster.samples.VOICE_LIBRARY``), each file spoken once per test run."""
 
 from __future__ import annotations
 
