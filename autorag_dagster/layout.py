@@ -7,6 +7,8 @@
                                    topic_stats.json: how its topic tree was made)
   files/<folder for key>/assets/   the stored value of each asset for that file, as JSON
   viz/index.html, viz/*.html       the HTML pages
+  voices/registry.json             the library-wide voice identities (``core.voices.VoiceRegistry``)
+  voices/audio-folder.txt          the audio folder the main job last ran on (where its speakers.yaml is)
   notes/<folder for key>.md        the Markdown note of each file (unless AUTORAG_NOTES_DIR points elsewhere)
   lancedb/                         the LanceDB tables (unless AUTORAG_LANCEDB_URI points elsewhere)
   cache/llm/                       LLM answers by content
@@ -101,6 +103,19 @@ class DataLayout:
         """Every stored value of ``asset``, one per file that has one."""
         return sorted(self.files_dir.glob(f"*/assets/{asset}.json"))
 
+    def stored_values(self, asset: str, cls: type[BaseModel] | None = None) -> dict[str, BaseModel]:
+        """Every readable stored value of ``asset`` (of type ``cls`` when given), by partition key."""
+        values = {}
+        for path in self.stored_paths(asset):
+            try:
+                value = load_stored(path)
+            except StoredValueError:
+                continue
+            key = getattr(value, "key", None) or getattr(value, "file_key", None)
+            if key is not None and (cls is None or isinstance(value, cls)):
+                values[key] = value
+        return values
+
     def write_stored(self, asset: str, key: str, value: BaseModel) -> Path:
         name = type_name(type(value))
         if name not in STORED_TYPES:
@@ -159,6 +174,30 @@ class DataLayout:
     def note_path(self, key: str) -> Path:
         """The note of one file: a stable name derived from its key (as its exports folder)."""
         return self.notes_dir / f"{folder_name_for_key(key)}.md"
+
+    @property
+    def voices_registry(self) -> Path:
+        """The library-wide voice identities; IDs stay stable because each run starts from it."""
+        return self.root / "voices" / "registry.json"
+
+    def read_voice_registry(self):
+        """The stored ``VoiceRegistry``, or None before ``voices`` first ran."""
+        from autorag_dagster.core.voices import VoiceRegistry
+
+        try:
+            return VoiceRegistry.model_validate_json(self.voices_registry.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise StoredValueError(f"{self.voices_registry} is not a voice registry ({exc}); move it away.") from exc
+
+    @property
+    def audio_folder_note(self) -> Path:
+        """The audio folder `autorag run` last ran on: `autorag speakers` edits its speakers.yaml."""
+        return self.root / "voices" / "audio-folder.txt"
+
+    def write_voice_registry(self, registry: BaseModel) -> Path:
+        return atomic.write_text(self.voices_registry, registry.model_dump_json(indent=1))
 
     @property
     def lancedb(self) -> str:

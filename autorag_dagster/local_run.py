@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from autorag_dagster.core.atomic import write_text
 from autorag_dagster.settings import Settings
 
 PACKAGED_LLM = "smollm2:135m"
@@ -118,8 +119,11 @@ def run_folder(
 
     Files that do not open as audio are left out first (each named with the reason; files whose
     extension is not one of an audio or video container are named together); the rest
-    go through the graph as one Dagster run, so each model loads once for the folder. A file
-    that fails inside a step fails alone: the others finish, and it is run again by itself.
+    go through the graph stage by stage, so each model loads once for the folder: the speech
+    assets in one Dagster run, then the library's voices (identities across every file), then
+    the assets that show speaker names (speaker transcript, topics, embeddings, pages) in one
+    more run, then the LanceDB index. A file that fails inside a step fails alone: the others
+    finish, and it is run again by itself.
     Dagster's step logs go to ``<data>/logs/runs.log``; ``progress(stage, detail)`` hears each
     step start and each file a step reaches.
     """
@@ -127,7 +131,8 @@ def run_folder(
 
     from autorag_dagster.core.audio import AudioDecodeError, probe
     from autorag_dagster.core.keys import other_files, supported_list, valid_keys
-    from autorag_dagster.runner import EmbeddedDagster, step_seconds
+    from autorag_dagster.defs.jobs import NAMED_ASSETS, SPEECH_ASSETS
+    from autorag_dagster.runner import EmbeddedDagster, FolderRun, step_seconds
 
     settings = settings.model_copy(update={"audio_dir": str(folder)})
     candidates, rejected = valid_keys(folder)
@@ -157,24 +162,75 @@ def run_folder(
 
     home = settings.layout.dagster_home.resolve()
     report = RunReport(settings, outcomes, False, home)
+    write_text(settings.layout.audio_folder_note, str(Path(folder).resolve()) + "\n")
     if not keys:
         return report
     started = time.perf_counter()
     log_file = settings.layout.run_log
     with EmbeddedDagster(settings, home=home, log_file=log_file, progress=progress) as dagster:
         dagster.register(keys)
-        say(f"Processing {len(keys)} file(s) in one run: each model loads once.")
-        folder_run = dagster.run_folder(keys)
+        say(
+            f"Processing {len(keys)} file(s) stage by stage: speech in one run, the voices across the "
+            "library, then topics, search and pages in one more run; each model loads once."
+        )
+        speech = dagster.run_folder(keys, SPEECH_ASSETS)
+        diarized = [k for k in speech.keys if not speech.errors.get(k)]
+        library = []
+        if diarized:
+            library.append(dagster.voices())  # identities first, so the files show them at once
+            if not library[-1].success:
+                say("Recognising voices across the library failed: the files show their own speaker labels.")
+        rest = dagster.run_folder(diarized, NAMED_ASSETS) if diarized else FolderRun(keys=[])
+        folder_run = FolderRun(
+            keys=speech.keys,
+            results=speech.results + rest.results,
+            failed_once=speech.failed_once | rest.failed_once,
+            errors={**speech.errors, **rest.errors},
+        )
         for key in folder_run.keys:
             error = folder_run.errors.get(key, "")
             report.files.append(FileOutcome(key, not error, error))
         if any(f.ok for f in report.files):
             say("Indexing the LanceDB table (full text, vectors, compaction) ...")
             report.index_ok = dagster.index().success
-    report.runs = len(folder_run.results)
+    report.runs = len(folder_run.results) + len(library)
     report.seconds = round(time.perf_counter() - started, 2)
-    report.step_seconds = step_seconds(folder_run.results)
+    report.step_seconds = step_seconds(folder_run.results + library)
     report.model_loads = folder_run.model_loads()
     report.log_file = log_file
     report.files.sort(key=lambda f: f.key)
     return report
+
+
+def apply_speakers(settings: Settings, say: Say) -> bool:
+    """Re-materialise what ``speakers.yaml`` and the voices changed, in the main job's Dagster
+    storage (what `autorag run` used): only the assets that show names, for the files whose names
+    changed (and the diarization of files whose speaker-count hints changed); then the index."""
+    from autorag_dagster.core.speakers import pending_renames
+    from autorag_dagster.runner import EmbeddedDagster, succeeded
+
+    plan = pending_renames(settings.layout, settings.speakers_file)
+    if not plan.files:
+        say("Every file already shows its speakers' current names.")
+        return True
+    say(f"Updating the names of {len(plan.names)} file(s), the diarization of {len(plan.hints)} ...")
+    home = settings.layout.dagster_home.resolve()
+    with EmbeddedDagster(settings, home=home, log_file=settings.layout.run_log) as dagster:
+        dagster.register(plan.files)
+        results = dagster.apply_speakers()
+        ok = all(succeeded(r) for r in results)
+        if ok:
+            ok = dagster.index().success
+    say("Done." if ok else f"Something failed: see {settings.layout.run_log}")
+    return ok
+
+
+def library_settings(settings: Settings, folder: Path | None = None) -> Settings:
+    """``settings`` for the audio folder ``folder``, else the one `autorag run` last ran on, else
+    AUTORAG_AUDIO_DIR: where `autorag speakers` finds speakers.yaml."""
+    if folder is None:
+        try:
+            folder = Path(settings.layout.audio_folder_note.read_text(encoding="utf-8").strip())
+        except FileNotFoundError:
+            return settings
+    return settings.model_copy(update={"audio_dir": str(folder)})

@@ -400,13 +400,13 @@ class EmbeddedDagster:
             instance=self.instance, raise_on_error=False, run_config=self.run_config, tags=tags
         )
 
-    def run_folder(self, keys: Sequence[str]) -> FolderRun:
-        """Every file through the whole graph in as few runs as can be: one run for all of them,
-        each model loaded once; when some files fail inside a step, the others go on from where
-        they stopped in one more run, and each failed file is run again alone, so its own run
-        says what went wrong. Returns each file's outcome and every run's result."""
+    def run_folder(self, keys: Sequence[str], selection: Sequence[str] | None = None) -> FolderRun:
+        """Every file through the whole graph (or ``selection``) in as few runs as can be: one run
+        for all of them, each model loaded once; when some files fail inside a step, the others go
+        on from where they stopped in one more run, and each failed file is run again alone, so its
+        own run says what went wrong. Returns each file's outcome and every run's result."""
         outcome = FolderRun(keys=sorted(keys))
-        pending, remaining = list(outcome.keys), None  # None: every asset
+        pending, remaining = list(outcome.keys), (list(selection) if selection else None)  # None: every asset
         while pending:
             result = self.run_files(pending, remaining) if len(pending) > 1 else self.run_file(pending[0], remaining)
             outcome.results.append(result)
@@ -420,7 +420,7 @@ class EmbeddedDagster:
             if not remaining:
                 break
         for key in sorted(outcome.failed_once):
-            alone = self.run_file(key)
+            alone = self.run_file(key, selection)
             outcome.results.append(alone)
             outcome.errors[key] = failed_files(alone, [key]).get(key) or ("" if succeeded(alone) else "the run failed")
         return outcome
@@ -430,12 +430,42 @@ class EmbeddedDagster:
         graph = self.defs.resolve_asset_graph()
         return [k.path[-1] for k in self.job().asset_layer.selected_asset_keys if graph.get(k).partitions_def]
 
-    def index(self) -> ExecuteInProcessResult:
-        """The unpartitioned LanceDB maintenance (full-text index, vector index, compaction)."""
-        job = self.defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey("lancedb_index")})
+    def _unpartitioned(self, asset: str) -> ExecuteInProcessResult:
+        job = self.defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey(asset)})
         return job.execute_in_process(
             instance=self.instance, raise_on_error=False, run_config=self.run_config, tags=self.tags
         )
+
+    def index(self) -> ExecuteInProcessResult:
+        """The unpartitioned LanceDB maintenance (full-text index, vector index, compaction)."""
+        return self._unpartitioned("lancedb_index")
+
+    def voices(self) -> ExecuteInProcessResult:
+        """The library-wide voice identities, clustered from every file's stored diarization."""
+        return self._unpartitioned("voices")
+
+    def _run_some(self, keys: Sequence[str], selection: Sequence[str]) -> ExecuteInProcessResult:
+        keys = sorted(keys)
+        return self.run_files(keys, selection) if len(keys) > 1 else self.run_file(keys[0], selection)
+
+    def apply_speakers(self) -> list[ExecuteInProcessResult]:
+        """Bring every file up to date with ``speakers.yaml`` and the identities, re-running only
+        what they change: for files whose speaker-count hints changed, the diarization and what
+        follows (then the identities again); for files whose shown names changed, the assets that
+        show names (``NAMED_ASSETS``), never Whisper or the diarizer. One run per kind of change."""
+        from autorag_dagster.core.speakers import pending_renames
+        from autorag_dagster.defs.jobs import DIARIZED_ASSETS, NAMED_ASSETS
+
+        layout, names_file = self.settings.layout, self.settings.speakers_file
+        results = []
+        plan = pending_renames(layout, names_file)
+        if plan.hints:
+            results.append(self._run_some(list(plan.hints), DIARIZED_ASSETS))
+            results.append(self.voices())
+            plan = pending_renames(layout, names_file)
+        if plan.names:
+            results.append(self._run_some(list(plan.names), NAMED_ASSETS))
+        return results
 
 
 if __name__ == "__main__":  # `make dev`: python -m autorag_dagster.runner <DAGSTER_HOME>

@@ -29,9 +29,10 @@ SAMPLE_RATE = 22050  # espeak-ng's native rate; decoding to 16 kHz is part of wh
 
 @dataclass(frozen=True)
 class Voice:
-    name: str  # espeak-ng voice and variant, e.g. "en+f3"
-    pitch: int  # 0-99
-    speed: int = 150  # words per minute
+    name: str  # espeak-ng voice and variant, e.g. "en+f3"; or a flite voice, e.g. "slt"
+    pitch: int  # 0-99 (espeak-ng only)
+    speed: int = 150  # words per minute (flite speaks at its own pace, about 150)
+    engine: str = "espeak-ng"  # or "flite"
 
 
 VOICES = {
@@ -45,7 +46,13 @@ VOICES = {
 GUEST_VOICES = {
     "dave": Voice("en-gb-scotland", pitch=60, speed=160),
 }
-ALL_VOICES = {**VOICES, **GUEST_VOICES}
+# flite's diphone voices (Debian package `flite`): another synthesiser, so voice identity is not
+# only a matter of espeak-ng's pitch and variant.
+FLITE_VOICES = {
+    "erin": Voice("slt", pitch=50, speed=170, engine="flite"),
+    "ravi": Voice("rms", pitch=50, speed=165, engine="flite"),
+}
+ALL_VOICES = {**VOICES, **GUEST_VOICES, **FLITE_VOICES}
 
 # espeak-ng speaks a little faster than its nominal words per minute once the clips are trimmed
 # (measured on SAMPLE_MEETING and FIVE_SUBJECT_PODCAST: 0.87 to 0.89 of the nominal time).
@@ -105,14 +112,34 @@ def speak(text: str, voice: Voice) -> np.ndarray:
     """One utterance as int16 samples at SAMPLE_RATE, with leading/trailing silence trimmed."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "line.wav"
-        subprocess.run(
-            ["espeak-ng", "-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.speed), "-w", str(out), text],
-            check=True,
-            capture_output=True,
-        )
+        if voice.engine == "flite":
+            command = ["flite", "-voice", voice.name, "-t", text, "-o", str(out)]
+        else:
+            command = [
+                "espeak-ng",
+                "-v",
+                voice.name,
+                "-p",
+                str(voice.pitch),
+                "-s",
+                str(voice.speed),
+                "-w",
+                str(out),
+                text,
+            ]
+        subprocess.run(command, check=True, capture_output=True)
         with wave.open(str(out)) as w:
-            assert w.getframerate() == SAMPLE_RATE and w.getnchannels() == 1
+            rate = w.getframerate()
+            assert w.getnchannels() == 1
             samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    if rate != SAMPLE_RATE:  # flite writes 16 kHz (8 kHz for kal)
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(rate, SAMPLE_RATE)
+        resampled = resample_poly(samples.astype(np.float32), SAMPLE_RATE // g, rate // g)
+        samples = np.clip(np.round(resampled), -32768, 32767).astype(np.int16)
     loud = np.flatnonzero(np.abs(samples) > 300)
     return samples[loud[0] : loud[-1] + 1]
 
@@ -609,3 +636,62 @@ def write_sample(folder: Path) -> Conversation:
     """The sample meeting as ``<folder>/sample-meeting.wav`` (generated once, then reused)."""
     require_espeak()
     return synthesize(SAMPLE_MEETING, Path(folder) / "sample-meeting.wav")
+
+
+# --- a library where voices come back: the truth for cross-file speaker identity ------------------
+# Four files on four subjects, five voices (three espeak-ng, two flite); alice, bob, erin and ravi
+# each speak in two files, carol in one. Every speaker talks for well over the few seconds a voice
+# needs to count (``VoicesConfig.voice_min_talk_s``).
+VOICE_LIBRARY: dict[str, list[tuple[str, str]]] = {
+    "garden.wav": [
+        ("alice", "Good morning. Today we look at the community garden by the river."),
+        ("bob", "We planted forty apple trees last week, and most of them are growing well."),
+        ("alice", "How much water do the young trees need during the dry summer weeks?"),
+        ("bob", "Each tree needs two buckets of water twice a week until the autumn rain comes."),
+        ("alice", "Then we should find more volunteers for the Saturday morning shift."),
+    ],
+    "budget.wav": [
+        ("erin", "Welcome to the finance meeting. We need to review the budget for next year."),
+        ("alice", "We spent eight thousand dollars of the twelve thousand that we planned."),
+        ("erin", "The biggest cost was the new heating system in the town hall building."),
+        ("alice", "I suggest we keep one thousand dollars as a reserve for urgent repairs."),
+        ("erin", "Agreed. The rest can pay for new chairs and a projector for the meeting room."),
+    ],
+    "cooking.wav": [
+        ("bob", "Welcome back to the kitchen show. Tonight we cook a simple vegetable soup."),
+        ("ravi", "First we chop two onions, three carrots and a few potatoes into small pieces."),
+        ("erin", "Should we fry the onions in butter or in olive oil before adding the water?"),
+        ("ravi", "Olive oil works well. Fry them slowly until they turn soft and golden."),
+        ("bob", "Then add the vegetables, cover them with water, and let the soup simmer for twenty minutes."),
+    ],
+    "travel.wav": [
+        ("carol", "This week on the travel hour we take the night train across the mountains."),
+        ("ravi", "The train leaves the capital at nine in the evening and arrives at dawn."),
+        ("carol", "Is it comfortable to sleep in the small cabins with four beds?"),
+        ("ravi", "The beds are narrow but clean, and the view of the valley at sunrise is beautiful."),
+        ("carol", "Remember to book early, because the summer trains are full weeks ahead."),
+    ],
+}
+
+
+def write_voice_library(folder: Path) -> dict[str, Conversation]:
+    """The library's recordings under ``folder``, by file name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {name: synthesize(script, folder / name) for name, script in VOICE_LIBRARY.items()}
+
+
+def true_voices(diarizations: dict, conversations: dict[str, Conversation]) -> dict[tuple[str, str], str]:
+    """(file, local label) -> the voice that speaks most of that label's turns (``diarizations``:
+    file -> ``Diarization``)."""
+    truth = {}
+    for key, diarization in diarizations.items():
+        overlap: dict[str, dict[str, float]] = {}
+        for turn in diarization.turns:
+            for start, end, voice in conversations[key].turns:
+                common = min(end, turn.end) - max(start, turn.start)
+                if common > 0:
+                    shared = overlap.setdefault(turn.speaker, {})
+                    shared[voice] = shared.get(voice, 0.0) + common
+        for label, shared in overlap.items():
+            truth[(key, label)] = max(shared, key=shared.get)
+    return truth

@@ -2,7 +2,7 @@
 
 Each knob is declared once, with its default and validation, in the typed config of its
 concern: ``OllamaConfig`` (the server, the models, the request contract), ``WhisperConfig``,
-``DiarizerConfig``, ``StorageConfig`` (below) and ``num_ctx_l1`` of ``TopicConfig``.
+``DiarizerConfig``, ``VoicesConfig``, ``StorageConfig`` (below) and ``num_ctx_l1`` of ``TopicConfig``.
 ``Settings`` reads them all from the environment under their field names and hands each
 concern its config (``settings.ollama_config``, ``settings.whisper_config``, ...); the Dagster resources
 carry those configs and the core takes them typed.
@@ -21,8 +21,10 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from autorag_dagster.core.diarize.base import DiarizerConfig
+from autorag_dagster.core.speakers import SPEAKERS_FILE
 from autorag_dagster.core.topics.stages import TopicConfig
 from autorag_dagster.core.transcribe import WhisperConfig
+from autorag_dagster.core.voices import VoicesConfig
 from autorag_dagster.layout import DataLayout
 from autorag_dagster.ollama.config import OllamaConfig
 
@@ -58,12 +60,17 @@ class StorageConfig(BaseModel):
     def layout(self) -> DataLayout:
         return DataLayout(self.data_dir, self.lancedb_uri, self.notes_dir)
 
+    @property
+    def speakers_file(self) -> Path:
+        """The user's speaker names and diarizer hints: ``<audio folder>/speakers.yaml``."""
+        return Path(self.audio_dir) / SPEAKERS_FILE
+
 
 class SettingsError(ValueError):
     """A configuration value is invalid; the message names the environment variable."""
 
 
-class Settings(BaseSettings, OllamaConfig, WhisperConfig, DiarizerConfig, StorageConfig):
+class Settings(BaseSettings, OllamaConfig, WhisperConfig, DiarizerConfig, VoicesConfig, StorageConfig):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_file=".env",
@@ -91,6 +98,10 @@ class Settings(BaseSettings, OllamaConfig, WhisperConfig, DiarizerConfig, Storag
     @property
     def diarizer_config(self) -> DiarizerConfig:
         return self.part(DiarizerConfig)
+
+    @property
+    def voices_config(self) -> VoicesConfig:
+        return self.part(VoicesConfig)
 
     @property
     def storage_config(self) -> StorageConfig:

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd -P "$(dirname "$0")/.."  # the real checkout, also when scripts/ is reached through a link
 
-APT_PACKAGES=(ffmpeg espeak-ng sox shellcheck chromium chromium-driver gcc g++ cmake python3-dev)
+APT_PACKAGES=(ffmpeg espeak-ng flite sox shellcheck chromium chromium-driver gcc g++ cmake python3-dev)
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 LOG=${AUTORAG_SETUP_LOG:-build/setup.log}

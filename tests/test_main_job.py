@@ -137,6 +137,35 @@ def test_search_finds_the_file_afterwards(main_job):
     assert hits and hits[0]["file"] == "garden meeting.wav"
 
 
+def test_naming_a_voice_in_three_commands(main_job):
+    """`autorag speakers list`, `autorag speakers name`, then search by the name: only what shows
+    names is re-materialised, never Whisper or the diarizer."""
+    root, env, result = main_job
+    assert result.returncode == 0
+    listed = autorag("speakers", "list", "--json", env=env, cwd=root)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["identity"] for r in rows] == ["VOICE_0001", "VOICE_0002"]  # the file's two voices
+    assert all(r["files"][0][0] == "garden meeting.wav" for r in rows)
+    with DagsterInstance.from_config(str(root / "data" / "dagster")) as instance:
+        before = {a: len(instance.fetch_materializations(AssetKey(a), limit=100).records) for a in ASSETS}
+
+    named = autorag("speakers", "name", "VOICE_0002", "Bob Stone", env=env, cwd=root)
+    assert named.returncode == 0, named.stdout + named.stderr
+    assert "VOICE_0002: Bob Stone" in (root / "my recordings" / "speakers.yaml").read_text()
+    with DagsterInstance.from_config(str(root / "data" / "dagster")) as instance:
+        after = {a: len(instance.fetch_materializations(AssetKey(a), limit=100).records) for a in ASSETS}
+    assert {a for a in ASSETS if after[a] > before[a]} == {"speaker_transcript", "topic_tree", "embeddings", "viz"}
+
+    [folder] = list((root / "data" / "files").iterdir())
+    assert "<v Bob Stone>" in (folder / "speaker_transcript.vtt").read_text()
+    assert "Bob Stone" in next((root / "data" / "viz").glob("garden*.html")).read_text()
+    found = autorag("search", "trees", "--speaker", "Bob Stone", "--mode", "text", "--json", env=env, cwd=root)
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    assert hits and all("Bob Stone" in hit["speakers"] for hit in hits)
+
+
 def test_files_that_are_not_audio_get_one_plain_sentence_each(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -79,7 +79,10 @@ def test_the_readme_lists_only_commands_this_test_runs():
         "make test",
         "make dev",
         '.venv/bin/autorag search "how much money is left this year" --k 5',
-        '.venv/bin/autorag search "festival" --speaker SPEAKER_01 --mode text --json',
+        '.venv/bin/autorag search "festival" --speaker VOICE_0002 --mode text --json',
+        ".venv/bin/autorag speakers list",
+        '.venv/bin/autorag speakers name VOICE_0002 "Bob"',
+        '.venv/bin/autorag search "festival" --speaker Bob --mode text --json',
         ".venv/bin/autorag --help",
         ".venv/bin/autorag run data/sample",
         '.venv/bin/autorag search "who will print the posters"',
@@ -113,10 +116,10 @@ def test_the_search_commands_after_make_run(made_run, project):
     money = run('.venv/bin/autorag search "how much money is left this year" --k 5', project)
     assert money.returncode == 0, money.stderr
     assert "sample-meeting.wav" in money.stdout and "this year" in money.stdout
-    festival = run('.venv/bin/autorag search "festival" --speaker SPEAKER_01 --mode text --json', project)
+    festival = run('.venv/bin/autorag search "festival" --speaker VOICE_0002 --mode text --json', project)
     assert festival.returncode == 0, festival.stderr
     hits = json.loads(festival.stdout)
-    assert hits and all("SPEAKER_01" in hit["speakers"] for hit in hits)
+    assert hits and all("VOICE_0002" in hit["speakers"] for hit in hits)
     posters = run('.venv/bin/autorag search "who will print the posters"', project)
     assert posters.returncode == 0 and "posters" in posters.stdout.lower(), posters.stderr
 
@@ -215,3 +218,18 @@ def test_make_dev_serves_the_ui(made_run, project):
     finally:
         os.killpg(dev.pid, signal.SIGKILL)  # dagster dev started this way ignores SIGTERM
         dev.wait(timeout=30)
+
+
+def test_naming_a_voice_in_three_commands(made_run, project):
+    assert made_run.returncode == 0
+    listed = run(".venv/bin/autorag speakers list", project)
+    flat = assert_legible(listed)
+    assert listed.returncode == 0 and "VOICE_0001" in flat and "VOICE_0002" in flat
+    named = run('.venv/bin/autorag speakers name VOICE_0002 "Bob"', project)
+    flat = assert_legible(named)
+    assert named.returncode == 0, flat[-3000:]
+    assert "VOICE_0002: Bob" in (project / "data" / "sample" / "speakers.yaml").read_text()
+    bob = run('.venv/bin/autorag search "festival" --speaker Bob --mode text --json', project)
+    assert bob.returncode == 0, bob.stderr
+    hits = json.loads(bob.stdout)
+    assert hits and all("Bob" in hit["speakers"] for hit in hits)

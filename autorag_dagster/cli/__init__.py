@@ -395,6 +395,86 @@ def search(
         typer.echo("No hits.", err=True)
 
 
+speakers_app = typer.Typer(
+    help="Voices across the library: list the identities, name them (speakers.yaml in the audio folder).",
+    no_args_is_help=True,
+)
+app.add_typer(speakers_app, name="speakers")
+FOLDER_OPTION = typer.Option(
+    None,
+    "--folder",
+    help="The audio folder (its speakers.yaml); default: the folder `autorag run` last ran on.",
+    show_default=False,
+)
+
+
+@speakers_app.command("list")
+def speakers_list(
+    folder: Path = FOLDER_OPTION, as_json: bool = typer.Option(False, "--json", help="Print JSON for programs.")
+) -> None:
+    """Every identity (VOICE_0001, ...) with its name, talk time, the files it speaks in, and the
+    names its words suggest ("I'm Ana") with where they are said: suggestions, never applied."""
+    import json
+    from dataclasses import asdict
+
+    from autorag_dagster.cli.render import console, speakers_table
+    from autorag_dagster.core.speakers import SpeakersFileError, read_speakers, speaker_rows
+    from autorag_dagster.core.types import SpeakerTranscript
+    from autorag_dagster.local_run import library_settings
+
+    settings = library_settings(_settings(), folder)
+    try:
+        rows = speaker_rows(
+            settings.layout.read_voice_registry(),
+            read_speakers(settings.speakers_file),
+            settings.layout.stored_values("speaker_transcript", SpeakerTranscript),
+        )
+    except SpeakersFileError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
+    elif rows:
+        console.print(speakers_table(rows))
+    else:
+        typer.echo("No voices yet: run `autorag run FOLDER` first.", err=True)
+
+
+@speakers_app.command("name")
+def speakers_name(
+    identity: str = typer.Argument(..., help="The identity, e.g. VOICE_0003 (see `autorag speakers list`)."),
+    name: str = typer.Argument(..., help='Its name, e.g. "Ana"; an empty string removes the name.'),
+    apply: bool = typer.Option(
+        True, "--apply/--no-apply", help="Re-materialise what shows names now (never Whisper or the diarizer)."
+    ),
+    folder: Path = FOLDER_OPTION,
+) -> None:
+    """Name a voice in speakers.yaml (the rest of the file is kept), then show the name everywhere."""
+    from autorag_dagster.cli import render
+    from autorag_dagster.core.speakers import SpeakersFileError, set_identity_name
+    from autorag_dagster.local_run import apply_speakers, ensure_models, library_settings, ollama_or_local_server
+    from autorag_dagster.ollama import OllamaError
+
+    settings = library_settings(_settings(), folder)
+    registry = settings.layout.read_voice_registry()
+    if registry is not None and registry.get(identity) is None:
+        _fail(f"No identity {identity} in {settings.layout.voices_registry}: see `autorag speakers list`.")
+    try:
+        set_identity_name(settings.speakers_file, identity, name or None)
+    except SpeakersFileError as exc:
+        _fail(str(exc))
+    render.say(f"{identity} is {name!r} in {settings.speakers_file}" if name else f"{identity} has no name now.")
+    if not apply:
+        return
+    try:
+        with ollama_or_local_server(settings, render.say) as effective:
+            ensure_models(effective, render.say, progress=render.pull_display)
+            ok = apply_speakers(effective, render.say)
+    except (OllamaError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    if not ok:
+        raise typer.Exit(1)
+
+
 export_app = typer.Typer(
     name="export", help="Write exports of a processed file from its stored results.", no_args_is_help=True
 )

@@ -167,6 +167,27 @@ def models_tables(
     return table, loaded
 
 
+def speakers_table(rows: Sequence) -> Table:
+    """``autorag speakers list``: identities, their names, talk time and files (``core.speakers.SpeakerRow``)."""
+    table = Table(title=f"Voices across the library ({len(rows)} identities)")
+    table.add_column("identity", style="bold")
+    table.add_column("name")
+    table.add_column("talk time", justify="right")
+    table.add_column("files (label: shown as)")
+    table.add_column("suggested names (never applied)")
+    for row in rows:
+        files = "\n".join(
+            f"{escape(file)} ({label}{'' if shown in (label, row.identity, row.name) else ': ' + escape(shown)})"
+            for file, label, shown in row.files
+        )
+        suggested = "\n".join(
+            f'{escape(name)}: {escape(file)} {clock(time)} "{escape(words)}"'
+            for name, file, time, words in row.suggestions
+        )
+        table.add_row(row.identity, escape(row.name) or "[dim]-[/]", clock(row.talk_s), files, suggested or "[dim]-[/]")
+    return table
+
+
 def files_table(report, topic_rows: dict[str, dict] | None = None) -> Table:
     """The main job's result per file: ok or why not, and its topic tree (nodes, fallbacks)."""
     topic_rows = topic_rows or {}

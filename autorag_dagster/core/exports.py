@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -57,10 +57,18 @@ def to_vtt(cues: Iterable[Cue]) -> str:
     return "\n".join(blocks)
 
 
-def to_rttm(diarization: Diarization) -> str:
+def rttm_name(name: str) -> str:
+    """A speaker name as one RTTM field (RTTM fields are separated by whitespace)."""
+    return re.sub(r"\s+", "_", name.strip()) or "<NA>"
+
+
+def to_rttm(diarization: Diarization, names: Mapping[str, str] | None = None) -> str:
+    """RTTM of the turns; with ``names``, each speaker under its name (spaces become underscores)."""
     uri = re.sub(r"\s+", "_", diarization.key) or "audio"
+    names = names or {}
     return "".join(
-        f"SPEAKER {uri} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
+        f"SPEAKER {uri} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> "
+        f"{rttm_name(names.get(t.speaker, t.speaker))} <NA> <NA>\n"
         for t in sorted(diarization.turns, key=lambda t: (t.start, t.end))
     )
 
@@ -70,7 +78,9 @@ def transcript_cues(transcript: Transcript) -> list[Cue]:
 
 
 def utterance_cues(speaker_transcript: SpeakerTranscript) -> list[Cue]:
-    return [Cue(u.start, u.end, u.text, u.speaker) for u in speaker_transcript.utterances]
+    """One cue per utterance, under the speaker's name (``names``) where it has one."""
+    names = speaker_transcript.names
+    return [Cue(u.start, u.end, u.text, names.get(u.speaker, u.speaker)) for u in speaker_transcript.utterances]
 
 
 def export_transcript(transcript: Transcript, folder: Path | str) -> dict[str, Path]:
@@ -90,10 +100,17 @@ def export_diarization(diarization: Diarization, folder: Path | str) -> dict[str
     }
 
 
-def export_speaker_transcript(speaker_transcript: SpeakerTranscript, folder: Path | str) -> dict[str, Path]:
+def export_speaker_transcript(
+    speaker_transcript: SpeakerTranscript, folder: Path | str, diarization: Diarization | None = None
+) -> dict[str, Path]:
+    """JSON, SRT and WebVTT (voice tags) under the speakers' names; with ``diarization``, also its
+    RTTM under those names (``speakers.rttm``; ``diarization.rttm`` keeps the diarizer's labels)."""
     folder, cues = Path(folder), utterance_cues(speaker_transcript)
-    return {
+    written = {
         "json": write_text(folder / "speaker_transcript.json", speaker_transcript.model_dump_json(indent=2)),
         "srt": write_text(folder / "speaker_transcript.srt", to_srt(cues)),
         "vtt": write_text(folder / "speaker_transcript.vtt", to_vtt(cues)),
     }
+    if diarization is not None:
+        written["rttm"] = write_text(folder / "speakers.rttm", to_rttm(diarization, speaker_transcript.names))
+    return written

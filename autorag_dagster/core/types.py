@@ -62,15 +62,50 @@ class SpeakerTurn(BaseModel):
     speaker: str  # e.g. "SPEAKER_00"
 
 
+class SpeakerHints(BaseModel):
+    """What the user says about one file's speakers (``speakers.yaml``); the diarizer honours them."""
+
+    num_speakers: int | None = Field(None, ge=1, le=32, description="Exactly this many speakers.")
+    min_speakers: int | None = Field(None, ge=1, le=32, description="At least this many speakers.")
+    max_speakers: int | None = Field(None, ge=1, le=32, description="At most this many speakers.")
+
+    def bounds(self, low: int, high: int) -> tuple[int, int]:
+        """The speaker-count bounds with these hints applied over the defaults ``low``..``high``."""
+        if self.num_speakers is not None:
+            return self.num_speakers, self.num_speakers
+        low = self.min_speakers if self.min_speakers is not None else low
+        high = self.max_speakers if self.max_speakers is not None else max(high, low)
+        return min(low, high), max(low, high)
+
+    def is_empty(self) -> bool:
+        return self.num_speakers is None and self.min_speakers is None and self.max_speakers is None
+
+
+class SpeakerVoice(BaseModel):
+    """One local speaker's voice print: the diarizer's own embedding, averaged over its turns."""
+
+    speaker: str  # the local label, e.g. "SPEAKER_00"
+    talk_s: float = Field(description="Seconds of speech the embedding is based on.")
+    embedding: list[float] = Field(description="L2-normalised speaker embedding.")
+
+
 class Diarization(BaseModel):
     key: str
     backend: str  # "resemblyzer" | "pyannote"
     duration_s: float
     turns: list[SpeakerTurn]
+    voices: list[SpeakerVoice] = Field(default_factory=list, description="One voice print per local speaker.")
+    hints: SpeakerHints = Field(default_factory=SpeakerHints, description="The speaker-count hints it honoured.")
 
     @property
     def speakers(self) -> list[str]:
         return sorted({t.speaker for t in self.turns})
+
+    def talk_time(self) -> dict[str, float]:
+        talk: dict[str, float] = {}
+        for turn in self.turns:
+            talk[turn.speaker] = talk.get(turn.speaker, 0.0) + turn.end - turn.start
+        return talk
 
 
 class SpeakerWord(Word):
@@ -100,6 +135,10 @@ class SpeakerTranscript(BaseModel):
     duration_s: float
     language: str
     utterances: list[Utterance]
+    names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Local label -> the name shown for it (speakers.yaml, else the library-wide voice ID).",
+    )
     smoothed_words: int = Field(default=0, description="Words given back to the speaker around them (align.Smoothing).")
     name_suggestions: list[NameSuggestion] = Field(default_factory=list)
 

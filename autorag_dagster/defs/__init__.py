@@ -33,23 +33,30 @@ def build_definitions(
 
 def _build_definitions(settings: Settings | None, loggers: dict[str, LoggerDefinition] | None) -> Definitions:
     from autorag_dagster.defs import checks, jobs, library, schedules, sensors
-    from autorag_dagster.defs.assets import search, speech, topics, viz
+    from autorag_dagster.defs.assets import search, speech, topics, viz, voices
     from autorag_dagster.defs.io import PartitionedModelIOManager
-    from autorag_dagster.defs.resources import GpuResource, OllamaResource, SpeechResource, StorageResource
+    from autorag_dagster.defs.resources import (
+        GpuResource,
+        OllamaResource,
+        SpeechResource,
+        StorageResource,
+        VoicesResource,
+    )
 
     settings = settings or get_settings()
     ollama = OllamaResource.from_settings(settings)
     return Definitions(
         loggers=loggers,
-        assets=load_assets_from_modules([speech, topics, search, viz]),
+        assets=load_assets_from_modules([speech, topics, search, viz, voices]),
         asset_checks=load_asset_checks_from_modules([checks]),
         jobs=[jobs.process_audio, library.tidy_library],
-        sensors=[sensors.ollama_models_ready, sensors.audio_folder_sensor],
+        sensors=[sensors.ollama_models_ready, sensors.audio_folder_sensor, sensors.speaker_names_sensor],
         schedules=[schedules.nightly_backfill_schedule(settings.backfill_cron)],
         resources={
             "model_io": PartitionedModelIOManager(data_dir=str(settings.data_dir)),
             "storage": StorageResource.from_settings(settings),
             "speech": SpeechResource.from_settings(settings),
+            "voice_clustering": VoicesResource.from_settings(settings),
             "ollama": ollama,
             "gpu": GpuResource(ollama=ollama),
         },

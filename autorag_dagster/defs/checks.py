@@ -9,6 +9,7 @@ from autorag_dagster.core import checks
 from autorag_dagster.core.audio import load_samples
 from autorag_dagster.core.chunking import build_records
 from autorag_dagster.core.markdown import md_escape
+from autorag_dagster.core.speakers import with_names
 from autorag_dagster.core.store import SegmentStore
 from autorag_dagster.core.topics import check_tree
 from autorag_dagster.core.types import (
@@ -148,7 +149,7 @@ def embeddings_rows_valid(
         embeddings,
         lambda k: checks.check_embeddings(
             store.partition_summary(k),
-            len(build_records(speaker_transcript[k], topic_tree[k])),
+            len(build_records(with_names(speaker_transcript[k], speaker_transcript[k].names), topic_tree[k])),
             model_dim,
         ),
     )
@@ -168,6 +169,7 @@ def viz_page_complete(
         page = Path(viz[key].page)
         if not page.exists():
             return [f"{page} does not exist"]
-        return checks.check_viz_page(page.read_text(encoding="utf-8"), topic_tree[key], speaker_transcript[key])
+        named = with_names(speaker_transcript[key], speaker_transcript[key].names)  # as the page shows it
+        return checks.check_viz_page(page.read_text(encoding="utf-8"), topic_tree[key], named)
 
     return each(viz, one)

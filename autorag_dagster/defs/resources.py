@@ -22,6 +22,7 @@ from dagster import (
 
 from autorag_dagster.core.diarize import Diarizer, DiarizerConfig, make_diarizer
 from autorag_dagster.core.transcribe import Transcriber, WhisperConfig
+from autorag_dagster.core.voices import VoicesConfig
 from autorag_dagster.gpu import GpuTenancy
 from autorag_dagster.ollama import OllamaClient, Readiness, check_models
 from autorag_dagster.ollama.config import OllamaConfig
@@ -132,9 +133,27 @@ class GpuResource(ConfigurableResource):
 class StorageResource(ConfigurableResource, StorageConfig):
     """Where audio is read from and every result is written (``StorageConfig``; paths from ``layout``)."""
 
+    def speaker_names(self):
+        """What the user's ``speakers.yaml`` says (``core.speakers.SpeakerNames``)."""
+        from autorag_dagster.core.speakers import read_speakers
+
+        return read_speakers(self.speakers_file)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> StorageResource:
         return cls(**settings.storage_config.model_dump())
+
+
+class VoicesResource(ConfigurableResource, VoicesConfig):
+    """How voices are clustered into library-wide identities (``VoicesConfig``)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VoicesResource:
+        return cls(**settings.voices_config.model_dump())
+
+    @property
+    def config(self) -> VoicesConfig:
+        return VoicesConfig(**_values(self, VoicesConfig))
 
 
 class SpeechResource(ConfigurableResource, WhisperConfig, DiarizerConfig):

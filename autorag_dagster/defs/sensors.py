@@ -1,10 +1,12 @@
 """Sensors. Runs are requested only once every required Ollama model is pulled."""
 
+import hashlib
 import json
 import time
 from pathlib import Path
 
 from dagster import (
+    AssetKey,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -16,7 +18,7 @@ from dagster import (
 from autorag_dagster.core.audio import AudioDecodeError, probe
 from autorag_dagster.core.hashes import HashIndex
 from autorag_dagster.core.keys import valid_keys
-from autorag_dagster.defs.jobs import process_audio
+from autorag_dagster.defs.jobs import DIARIZED_ASSETS, NAMED_ASSETS, process_audio
 from autorag_dagster.defs.library import tidy_library
 from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource, readiness
@@ -196,3 +198,56 @@ def audio_folder_sensor(
             + (f". Left out, not audio: {'; '.join(named)}" if named else "")
         ),
     )
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@sensor(
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.STOPPED,
+    job_name="process_audio",
+    description=(
+        "Watches speakers.yaml and the library's voices: re-materialises what shows speaker names "
+        "(speaker_transcript and after, never transcript or diarization) for each file whose names "
+        "changed, and the diarization and after for each file whose speaker-count hints changed."
+    ),
+)
+def speaker_names_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult | SkipReason:
+    from autorag_dagster.core.speakers import SpeakersFileError, pending_renames
+
+    try:
+        plan = pending_renames(storage.layout, storage.speakers_file)
+    except SpeakersFileError as exc:
+        return SkipReason(f"speakers.yaml cannot be read: {exc}")
+    # The cursor holds what was last requested per file, so a run in flight is not requested
+    # again; an entry goes once the file shows what it should, so renaming back is requested too.
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    wanted = {
+        **{key: ("names", _digest(names)) for key, names in plan.names.items()},
+        **{key: ("hints", _digest(hints)) for key, hints in plan.hints.items()},  # hints win: they include names
+    }
+    requests = []
+    for key, (kind, digest) in sorted(wanted.items()):
+        if cursor.get(key) == [kind, digest]:
+            continue
+        selection = DIARIZED_ASSETS if kind == "hints" else NAMED_ASSETS
+        requests.append(
+            RunRequest(
+                partition_key=key,
+                asset_selection=[AssetKey(a) for a in selection],
+                tags={"autorag/why": f"speaker {kind} changed"},
+            )
+        )
+    new_cursor = json.dumps({key: list(value) for key, value in sorted(wanted.items())})
+    if not requests:
+        return SensorResult(
+            skip_reason=SkipReason(
+                "Every file shows its speakers' current names."
+                if not wanted
+                else f"Waiting for the runs of {len(wanted)} file(s) already requested."
+            ),
+            cursor=new_cursor,
+        )
+    return SensorResult(run_requests=requests, cursor=new_cursor)

@@ -114,3 +114,30 @@ def test_pyannote_broken_pipeline_names_the_checkpoint(tmp_path):
     with pytest.raises(DiarizerError, match="Cannot load pyannote pipeline") as err:
         PyannoteDiarizer(pipeline=str(tmp_path)).load()
     assert str(tmp_path) in str(err.value)
+
+
+def test_pyannote_voice_prints_are_the_pipelines_own_embeddings():
+    from pyannote.audio.pipelines.speaker_diarization import DiarizeOutput
+
+    from autorag_dagster.core.diarize.base import build_turns
+    from autorag_dagster.core.diarize.pyannote_backend import pipeline_voices
+
+    found = annotation([(0, 4, "B"), (4, 6, "A"), (6, 9, "B")])
+    # One row per label in labels() order (A, B); B speaks first, so it becomes SPEAKER_00.
+    output = DiarizeOutput(found, found, speaker_embeddings=np.array([[0.0, 2.0], [3.0, 0.0]]))
+    spans = [(s.start, s.end, label) for s, _, label in found.itertracks(yield_label=True)]
+    voices = pipeline_voices(output, spans, build_turns(spans, 9.0))
+    assert [(v.speaker, v.talk_s, v.embedding) for v in voices] == [
+        ("SPEAKER_00", 7.0, [1.0, 0.0]),
+        ("SPEAKER_01", 2.0, [0.0, 1.0]),
+    ]
+    assert pipeline_voices(found, spans, build_turns(spans, 9.0)) == []  # a legacy pipeline: no embeddings
+
+
+def test_speaker_count_hints_override_the_bounds(three_speakers):
+    from autorag_dagster.core.types import SpeakerHints
+
+    samples = decode(three_speakers.path).samples
+    two = ResemblyzerDiarizer().diarize(samples, 16000, "hinted.wav", hints=SpeakerHints(num_speakers=2))
+    assert len(two.speakers) == 2 and two.hints.num_speakers == 2
+    assert len(two.voices) == 2

@@ -12,11 +12,13 @@ ASSET_PARENTS = {
     "audio": set(),
     "transcript": {"audio"},
     "diarization": {"audio"},
-    "speaker_transcript": {"transcript", "diarization"},
+    "speaker_transcript": {"transcript", "diarization", "voices", "speaker_names"},
     "topic_tree": {"speaker_transcript"},
     "embeddings": {"audio", "speaker_transcript", "topic_tree"},
     "viz": {"audio", "speaker_transcript", "topic_tree"},
     "lancedb_index": {"embeddings"},
+    "voices": {"diarization"},
+    "speaker_names": set(),
 }
 ASSET_CHECKS = {
     "audio": {"audio_is_decoded"},
@@ -94,7 +96,8 @@ def test_asset_graph_has_every_stage_with_its_dependencies(repository):
     parents = {key: {"/".join(d["path"]) for d in node["dependencyKeys"]} for key, node in nodes.items()}
     assert parents == ASSET_PARENTS
     in_job = {key for key, node in nodes.items() if "process_audio" in node["jobNames"]}
-    assert in_job == ASSET_PARENTS.keys() - {"lancedb_index"}  # the index is maintenance, not per file
+    # The index is maintenance and the voices span the library: neither is per file.
+    assert in_job == ASSET_PARENTS.keys() - {"lancedb_index", "voices", "speaker_names"}
 
 
 WARNINGS = {"topic_tree_quality"}
@@ -115,10 +118,11 @@ def test_asset_checks_are_attached_and_blocking(repository):
 def test_job_sensors_and_schedule_are_listed_and_stopped_by_default(repository, dagster_dev):
     assert {"process_audio", "tidy_library"} <= {job["name"] for job in repository["jobs"]}
     sensors = by_name(repository["sensors"])
-    for name in ("audio_folder_sensor", "ollama_models_ready"):
+    for name in ("audio_folder_sensor", "ollama_models_ready", "speaker_names_sensor"):
         assert sensors[name]["sensorState"]["status"] == "STOPPED", name
     targets = sorted(t["pipelineName"] for t in sensors["audio_folder_sensor"]["targets"])
     assert targets == ["process_audio", "tidy_library"]
+    assert [t["pipelineName"] for t in sensors["speaker_names_sensor"]["targets"]] == ["process_audio"]
     schedule = by_name(repository["schedules"])["nightly_backfill"]
     assert schedule["scheduleState"]["status"] == "STOPPED"
     assert schedule["pipelineName"] == "process_audio"

@@ -8,7 +8,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import Field, field_validator
 
-from autorag_dagster.core.types import Diarization, SpeakerTurn
+from autorag_dagster.core.types import Diarization, SpeakerHints, SpeakerTurn, SpeakerVoice
 from autorag_dagster.gpu.memory import ComputeConfig
 
 
@@ -47,8 +47,11 @@ class Diarizer(Protocol):
     def load(self) -> Diarizer:
         """Load the models (idempotent); `diarize` calls it when needed."""
 
-    def diarize(self, waveform: np.ndarray, sample_rate: int, key: str) -> Diarization:
-        """Speaker turns of a mono float32 signal."""
+    def diarize(
+        self, waveform: np.ndarray, sample_rate: int, key: str, hints: SpeakerHints | None = None
+    ) -> Diarization:
+        """Speaker turns of a mono float32 signal, and one voice print per speaker; ``hints``
+        (the user's speaker counts for this file) override the configured bounds."""
 
     def close(self) -> None:
         """Release the models (and the GPU memory they held)."""
@@ -92,3 +95,29 @@ def build_turns(
     for _, _, speaker in turns:
         names.setdefault(speaker, f"SPEAKER_{len(names):02d}")
     return [SpeakerTurn(start=s, end=e, speaker=names[spk]) for s, e, spk in turns]
+
+
+def normalised(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def speaker_voices(turns: list[SpeakerTurn], pieces: Iterable[tuple[float, float, np.ndarray]]) -> list[SpeakerVoice]:
+    """One voice print per speaker of ``turns``: the embeddings of ``pieces`` (start, end,
+    embedding) averaged per speaker, each weighted by how long it overlaps that speaker's
+    turns, then L2-normalised. The talk time is the speaker's total turn time."""
+    sums: dict[str, np.ndarray] = {}
+    for start, end, embedding in pieces:
+        for turn in turns:
+            overlap = min(end, turn.end) - max(start, turn.start)
+            if overlap > 0:
+                vector = normalised(np.asarray(embedding, dtype=np.float64)) * overlap
+                sums[turn.speaker] = sums.get(turn.speaker, 0.0) + vector
+    talk: dict[str, float] = {}
+    for turn in turns:
+        talk[turn.speaker] = talk.get(turn.speaker, 0.0) + turn.end - turn.start
+    return [
+        SpeakerVoice(speaker=s, talk_s=round(talk[s], 3), embedding=[round(float(x), 6) for x in normalised(sums[s])])
+        for s in sorted(talk)
+        if s in sums and np.linalg.norm(sums[s]) > 0
+    ]

@@ -19,8 +19,9 @@ from autorag_dagster.core.diarize.base import (
     DiarizerError,
     as_mono_float32,
     build_turns,
+    normalised,
 )
-from autorag_dagster.core.types import Diarization
+from autorag_dagster.core.types import Diarization, SpeakerHints, SpeakerVoice
 from autorag_dagster.gpu.memory import configure_torch, pick_device, release_memory
 
 TOKEN_VARIABLES = ("AUTORAG_HF_TOKEN", "HF_TOKEN")
@@ -29,6 +30,36 @@ HUB_NAME = re.compile(r"[\w.-]+/[\w.-]+")
 
 def hf_token() -> str | None:
     return next((os.environ[name] for name in TOKEN_VARIABLES if os.environ.get(name)), None)
+
+
+def pipeline_voices(output, spans, turns) -> list[SpeakerVoice]:
+    """The pipeline's own speaker embeddings (``DiarizeOutput.speaker_embeddings``, one row per
+    label of ``speaker_diarization.labels()``), under the local labels of ``turns``; empty when
+    the pipeline returns none (legacy pipelines)."""
+    embeddings = getattr(output, "speaker_embeddings", None)
+    labels_of = getattr(getattr(output, "speaker_diarization", None), "labels", None)
+    if embeddings is None or labels_of is None:
+        return []
+    rows = dict(zip(labels_of(), np.asarray(embeddings)))
+    overlaps: dict[str, dict[str, float]] = {}  # pipeline label -> SPEAKER_xx -> seconds in common
+    for start, end, label in spans:
+        for turn in turns:
+            common = min(end, turn.end) - max(start, turn.start)
+            if common > 0:
+                shared = overlaps.setdefault(label, {})
+                shared[turn.speaker] = shared.get(turn.speaker, 0.0) + common
+    local = {label: max(shared, key=shared.get) for label, shared in overlaps.items()}
+    talk: dict[str, float] = {}
+    for turn in turns:
+        talk[turn.speaker] = talk.get(turn.speaker, 0.0) + turn.end - turn.start
+    voices = []
+    for label, speaker in local.items():
+        row = rows.get(label)
+        if row is None or not np.all(np.isfinite(row)):
+            continue
+        vector = normalised(np.asarray(row, dtype=np.float64))
+        voices.append(SpeakerVoice(speaker=speaker, talk_s=round(talk.get(speaker, 0.0), 3), embedding=vector.tolist()))
+    return sorted(voices, key=lambda v: v.speaker)
 
 
 @dataclass
@@ -99,23 +130,34 @@ class PyannoteDiarizer:
         self.load_s = time.perf_counter() - start
         return self
 
-    def diarize(self, waveform: np.ndarray, sample_rate: int, key: str) -> Diarization:
+    def diarize(
+        self, waveform: np.ndarray, sample_rate: int, key: str, hints: SpeakerHints | None = None
+    ) -> Diarization:
         self.load()
         import torch
 
+        hints = hints or SpeakerHints()
         signal = as_mono_float32(waveform)
         duration = len(signal) / sample_rate
+        low, high = hints.bounds(self.min_speakers, self.max_speakers)
+        counts = {"num_speakers": low} if low == high else {"min_speakers": low, "max_speakers": high}
         with torch.inference_mode():
             output = self._pipeline(
-                {"waveform": torch.from_numpy(signal).unsqueeze(0), "sample_rate": sample_rate},
-                min_speakers=self.min_speakers,
-                max_speakers=self.max_speakers,
+                {"waveform": torch.from_numpy(signal).unsqueeze(0), "sample_rate": sample_rate}, **counts
             )
         # 4.x returns a DiarizeOutput; the exclusive view has no overlapping turns, which is
         # what word-level speaker assignment wants. Legacy pipelines return an Annotation.
         annotation = getattr(output, "exclusive_speaker_diarization", output)
         spans = [(segment.start, segment.end, label) for segment, _, label in annotation.itertracks(yield_label=True)]
-        return Diarization(key=key, backend=self.name, duration_s=duration, turns=build_turns(spans, duration))
+        turns = build_turns(spans, duration)
+        return Diarization(
+            key=key,
+            backend=self.name,
+            duration_s=duration,
+            turns=turns,
+            voices=pipeline_voices(output, spans, turns),
+            hints=hints,
+        )
 
     def close(self) -> None:
         if self._pipeline is None:

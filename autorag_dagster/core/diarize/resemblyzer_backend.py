@@ -7,6 +7,8 @@
    eigen-gap, bounded by `min_speakers`/`max_speakers`.
 4. Each window owns the stretch of its region closest to its centre; runs of one speaker
    become turns, and same-speaker turns separated by short pauses are joined.
+5. Each speaker's voice print is the mean of its windows' d-vectors (weighted by the stretch
+   each window owns), which the library-wide ``voices`` asset clusters into identities.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from autorag_dagster.core.diarize.base import (
     as_mono_float32,
     build_turns,
     resample,
+    speaker_voices,
 )
-from autorag_dagster.core.types import Diarization
+from autorag_dagster.core.types import Diarization, SpeakerHints
 from autorag_dagster.gpu.memory import configure_torch, pick_device, release_memory
 
 SAMPLE_RATE = 16000  # what both Silero VAD and Resemblyzer expect
@@ -130,7 +133,7 @@ class ResemblyzerDiarizer:
                 batches.append(self._encoder(batch).cpu().numpy())
         return np.concatenate(batches)
 
-    def cluster(self, embeddings: np.ndarray) -> np.ndarray:
+    def cluster(self, embeddings: np.ndarray, hints: SpeakerHints | None = None) -> np.ndarray:
         """Estimate the speaker count freely, clamp it to the bounds, and cluster with it.
 
         (Capping the eigen-gap search itself would not do: with three voices and at most two
@@ -139,8 +142,9 @@ class ResemblyzerDiarizer:
         count = len(embeddings)
         if count < 2:
             return np.zeros(count, dtype=int)
-        labels = _spectral(embeddings, 1, min(count, max(self.max_speakers, ESTIMATE_UP_TO)))
-        speakers = int(np.clip(len(np.unique(labels)), self.min_speakers, min(self.max_speakers, count)))
+        low, high = (hints or SpeakerHints()).bounds(self.min_speakers, self.max_speakers)
+        labels = _spectral(embeddings, 1, min(count, max(high, ESTIMATE_UP_TO)))
+        speakers = int(np.clip(len(np.unique(labels)), min(low, count), min(high, count)))
         if speakers != len(np.unique(labels)):
             if count >= SPECTRAL_MIN_WINDOWS:
                 labels = _spectral(embeddings, speakers, speakers)
@@ -151,23 +155,31 @@ class ResemblyzerDiarizer:
                 labels = clusterer.fit_predict(embeddings)
         return labels
 
-    def diarize(self, waveform: np.ndarray, sample_rate: int, key: str) -> Diarization:
+    def diarize(
+        self, waveform: np.ndarray, sample_rate: int, key: str, hints: SpeakerHints | None = None
+    ) -> Diarization:
         self.load()
+        hints = hints or SpeakerHints()
         from resemblyzer.audio import normalize_volume
 
         signal = resample(as_mono_float32(waveform), sample_rate, SAMPLE_RATE)
         duration = len(signal) / SAMPLE_RATE
         windows = self.windows(self.speech_regions(signal))
-        spans = []
+        spans, embeddings = [], np.zeros((0, 256), dtype=np.float32)
         if windows:
             loud = normalize_volume(signal, -30, increase_only=True)
-            labels = self.cluster(self.embed(loud, windows))
+            embeddings = self.embed(loud, windows)
+            labels = self.cluster(embeddings, hints)
             spans = [(a / SAMPLE_RATE, b / SAMPLE_RATE, str(label)) for (_, _, a, b), label in zip(windows, labels)]
+        turns = build_turns(spans, duration, merge_gap_s=self.merge_gap_s)
+        owned = [(a / SAMPLE_RATE, b / SAMPLE_RATE, e) for (_, _, a, b), e in zip(windows, embeddings)]
         return Diarization(
             key=key,
             backend=self.name,
             duration_s=duration,
-            turns=build_turns(spans, duration, merge_gap_s=self.merge_gap_s),
+            turns=turns,
+            voices=speaker_voices(turns, owned),
+            hints=hints,
         )
 
     def close(self) -> None:

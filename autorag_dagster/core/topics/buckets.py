@@ -93,10 +93,17 @@ def _label_order(label: str) -> tuple[int, str]:
 
 
 def speaker_labels(transcript: SpeakerTranscript) -> dict[str, str]:
-    """Raw diarizer labels (``SPEAKER_00``...) to ``Speaker 1..N`` in order of first appearance."""
+    """Raw diarizer labels (``SPEAKER_00``...) to ``Speaker 1..N`` in order of first appearance,
+    or to the name a person gave that speaker (``transcript.names``; voice IDs are not names)."""
+    given = {
+        label: name
+        for label, name in transcript.names.items()
+        if name and name != label and not re.fullmatch(r"VOICE_\d+|SPEAKER_\d+", name)
+    }
     labels: dict[str, str] = {}
     for utt in sorted(transcript.utterances, key=lambda u: u.start):
-        labels.setdefault(utt.speaker, f"Speaker {len(labels) + 1}")
+        if utt.speaker not in labels:
+            labels[utt.speaker] = given.get(utt.speaker) or f"Speaker {len(labels) + 1}"
     return labels
 
 

@@ -124,7 +124,9 @@ class FileContext:
         return cls(
             view=view,
             fine=build_view(transcript, config.l2_bucket_s, cuts=cuts),
-            vocabulary=set(tokens(view.text())),
+            # The speakers' given names are words a summary may use (they label the lines).
+            vocabulary=set(tokens(view.text()))
+            | {t for ln in view.lines if not ln.speaker.startswith("Speaker ") for t in tokens(ln.speaker)},
             cohesion=Cohesion(pieces),
             config=config,
         )

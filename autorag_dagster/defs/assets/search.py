@@ -3,6 +3,7 @@
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
 from autorag_dagster.core.chunking import build_records
+from autorag_dagster.core.speakers import with_names
 from autorag_dagster.core.store import SegmentStore, embed_and_write
 from autorag_dagster.core.types import AudioInfo, EmbeddingsWrite, SpeakerTranscript, TopicTree
 from autorag_dagster.defs.assets.common import per_file, per_file_asset, report
@@ -10,7 +11,7 @@ from autorag_dagster.defs.jobs import MAINTENANCE_GROUP
 from autorag_dagster.defs.resources import GpuResource, OllamaResource, StorageResource
 
 
-@per_file_asset(group="search", code_version="embeddings-1", kinds={"lancedb", "ollama"}, gpu=True)
+@per_file_asset(group="search", code_version="embeddings-2", kinds={"lancedb", "ollama"}, gpu=True)
 def embeddings(
     context: AssetExecutionContext,
     audio: dict[str, AudioInfo],
@@ -26,7 +27,9 @@ def embeddings(
     with gpu.tenant(context, "embedder", client):  # evicts the LLM first and confirms it through /api/ps
 
         def one(key: str) -> EmbeddingsWrite:
-            records = build_records(speaker_transcript[key], topic_tree[key])
+            # Rows carry the speakers' names: `autorag search --speaker Ana` finds what Ana said.
+            named = with_names(speaker_transcript[key], speaker_transcript[key].names)
+            records = build_records(named, topic_tree[key])
             return embed_and_write(
                 storage.layout.lancedb, ollama.embed_model, key, records, client.embed, source_hash=audio[key].sha256
             )

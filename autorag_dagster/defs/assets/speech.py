@@ -3,13 +3,14 @@
 Each step handles every partition of its run, loading its model once (see ``partitions``).
 """
 
-from dagster import AssetExecutionContext, MetadataValue
+from dagster import AssetExecutionContext, AssetKey, MetadataValue
 
 from autorag_dagster.core.align import assign_speakers
 from autorag_dagster.core.audio import load_samples, prepare_audio
 from autorag_dagster.core.exports import export_diarization, export_speaker_transcript, export_transcript
 from autorag_dagster.core.keys import validate_key
 from autorag_dagster.core.name_suggestions import suggest_names
+from autorag_dagster.core.speakers import display_names, with_names
 from autorag_dagster.core.types import AudioInfo, Diarization, SpeakerTranscript, Transcript
 from autorag_dagster.defs.assets.common import per_file, per_file_asset, report
 from autorag_dagster.defs.metadata import (
@@ -91,7 +92,7 @@ def transcript(
     return transcripts
 
 
-@per_file_asset(group="speech", code_version="diarization-1", kinds={"pytorch"}, gpu=True)
+@per_file_asset(group="speech", code_version="diarization-2", kinds={"pytorch"}, gpu=True)
 def diarization(
     context: AssetExecutionContext,
     audio: dict[str, AudioInfo],
@@ -99,8 +100,10 @@ def diarization(
     storage: StorageResource,
     gpu: GpuResource,
 ) -> dict[str, Diarization]:
-    """Who spoke when: pyannote.audio or the offline Resemblyzer diarizer; RTTM export per file."""
+    """Who spoke when: pyannote.audio or the offline Resemblyzer diarizer, honouring the file's speaker
+    counts in speakers.yaml; one voice print per speaker (for ``voices``); RTTM export per file."""
     exports: dict[str, dict] = {}
+    hints = storage.speaker_names()
     diarizer = speech.new_diarizer()
     with gpu.tenant(context, "diarizer"):
         try:
@@ -108,19 +111,13 @@ def diarization(
 
             def one(key: str) -> Diarization:
                 info = audio[key]
-                result = diarizer.diarize(load_samples(info), info.sample_rate, key=key)
+                result = diarizer.diarize(load_samples(info), info.sample_rate, key=key, hints=hints.hints_for(key))
                 exports[key] = export_diarization(result, storage.layout.file_dir(key))
                 return result
 
             results = per_file(context, audio, one, what="Diarizing")
         finally:
             diarizer.close()
-
-    def talk_time(d: Diarization) -> dict[str, float]:
-        talk: dict[str, float] = {}
-        for turn in d.turns:
-            talk[turn.speaker] = talk.get(turn.speaker, 0.0) + turn.end - turn.start
-        return talk
 
     report(
         context,
@@ -129,15 +126,19 @@ def diarization(
         one=lambda key, d: {
             "speakers": len(d.speakers),
             "turns": len(d.turns),
-            "talk_time": talk_time_table(talk_time(d)),
+            "voice_prints": len(d.voices),
+            "talk_time": talk_time_table(d.talk_time()),
+            "hints": MetadataValue.json(d.hints.model_dump(exclude_none=True)),
             "exports": links(exports[key]),
         },
-        row=lambda key, d: {"speakers": len(d.speakers), "turns": len(d.turns)},
+        row=lambda key, d: {"speakers": len(d.speakers), "turns": len(d.turns), "voice_prints": len(d.voices)},
     )
     return results
 
 
-@per_file_asset(group="speech", code_version="speaker-transcript-2")
+@per_file_asset(
+    group="speech", code_version="speaker-transcript-3", deps=[AssetKey("voices"), AssetKey("speaker_names")]
+)
 def speaker_transcript(
     context: AssetExecutionContext,
     transcript: dict[str, Transcript],
@@ -147,13 +148,17 @@ def speaker_transcript(
     """Each word gets the speaker whose turn overlaps it most, a word or two inside another
     speaker's turn without evidence of overlapped speech is given back to that speaker, and
     consecutive words form utterances. Names the words suggest for the speakers ("I'm Ana",
-    "over to you, Ben") are kept with their evidence, never applied."""
+    "over to you, Ben") are kept with their evidence, never applied. Each local speaker's name
+    shown: speakers.yaml, else its library-wide voice ID (``voices``)."""
     exports: dict[str, dict] = {}
+    registry, names = storage.layout.read_voice_registry(), storage.speaker_names()
 
     def one(key: str) -> SpeakerTranscript:
         result = assign_speakers(transcript[key], diarization[key])
         result.name_suggestions = suggest_names(result)
-        exports[key] = export_speaker_transcript(result, storage.layout.file_dir(key))
+        labels = sorted(set(diarization[key].speakers) | set(result.speakers))
+        result = result.model_copy(update={"names": display_names(key, labels, registry, names)})
+        exports[key] = export_speaker_transcript(result, storage.layout.file_dir(key), diarization[key])
         return result
 
     results = per_file(context, transcript, one, what="Aligning speakers")
@@ -166,8 +171,9 @@ def speaker_transcript(
             "utterances": len(st.utterances),
             "smoothed_words": st.smoothed_words,
             "name_suggestions": name_suggestions_table(st.name_suggestions),
-            "talk_time": talk_time_table(st.talk_time()),
-            "excerpt": utterance_excerpt(st.utterances),
+            "talk_time": talk_time_table({st.names.get(s, s): t for s, t in st.talk_time().items()}),
+            "names": MetadataValue.json(st.names),
+            "excerpt": utterance_excerpt(with_names(st, st.names).utterances),
             "exports": links(exports[key]),
         },
         row=lambda key, st: {

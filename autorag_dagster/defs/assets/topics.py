@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, MetadataValue
 from autorag_dagster.core import atomic
 from autorag_dagster.core.chapters import export_chapters
 from autorag_dagster.core.notes import write_note
+from autorag_dagster.core.speakers import with_names
 from autorag_dagster.core.topics import LlmResidency, TopicConfig, TopicStats, build_topic_tree, describe_fallbacks
 from autorag_dagster.core.types import SpeakerTranscript, TopicTree
 from autorag_dagster.defs.assets.common import per_file, per_file_asset, report
@@ -67,7 +68,9 @@ def topic_tree(
             "json": atomic.write_json(folder / "topics.json", tree.model_dump(mode="json")),
             "outline": atomic.write_text(folder / "outline.md", stats.outline_md),
             **export_chapters(tree, folder),
-            "note": write_note(speaker_transcript[key], tree, layout.note_path(key)),
+            "note": write_note(  # under the speakers' names
+                with_names(speaker_transcript[key], speaker_transcript[key].names), tree, layout.note_path(key)
+            ),
         }
         for fallback in stats.fallbacks:
             context.log.warning(f"{key}: fallback in stage {fallback.stage}: {fallback.reason}")

@@ -5,13 +5,14 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, MetadataValue
 
+from autorag_dagster.core.speakers import with_names
 from autorag_dagster.core.types import AudioInfo, SpeakerTranscript, TopicTree, VizPage
 from autorag_dagster.core.viz import write_index, write_page, write_preview_png
 from autorag_dagster.defs.assets.common import per_file, per_file_asset, report
 from autorag_dagster.defs.resources import StorageResource
 
 
-@per_file_asset(group="search", code_version="viz-1", kinds={"html"})
+@per_file_asset(group="search", code_version="viz-2", kinds={"html"})
 def viz(
     context: AssetExecutionContext,
     audio: dict[str, AudioInfo],
@@ -23,8 +24,9 @@ def viz(
     layout = storage.layout
 
     def one(key: str) -> VizPage:
-        page = write_page(layout.viz_dir, speaker_transcript[key], topic_tree[key], audio[key])
-        png = write_preview_png(speaker_transcript[key], topic_tree[key], layout.file_dir(key) / "preview.png")
+        named = with_names(speaker_transcript[key], speaker_transcript[key].names)  # the speakers' names
+        page = write_page(layout.viz_dir, named, topic_tree[key], audio[key])
+        png = write_preview_png(named, topic_tree[key], layout.file_dir(key) / "preview.png")
         return VizPage(key=key, page=str(page), index=str(layout.viz_index), preview_png=str(png))
 
     pages = per_file(context, speaker_transcript, one, what="Rendering the page")
