@@ -41,6 +41,10 @@ one subject.
 - Each {{ unit }} should last at least {{ min_len }}; give at most {{ max_changes }} places, or none when \
 everything is about one subject.
 - Answer with the numbers of those places, in increasing order.
+{% if free %}
+- If a new subject clearly begins where no numbered place is, give its time in seconds from the start \
+of the recording in other_changes (at most {{ free }}); otherwise leave other_changes empty.
+{% endif %}
 
 - "words change" says how much the vocabulary changes at a place. Where it is strong, or announced, \
 a new subject begins: always include those places. Where it is weak a new subject rarely begins.
@@ -148,8 +152,10 @@ def boundary_messages(
     speakers: list[str],
     max_changes: int,
     min_len: float,
+    free: int = 0,
 ) -> Messages:
-    """Level 1: chapters of the whole recording. Level 2: sub-sections of one chapter."""
+    """Level 1: chapters of the whole recording. Level 2: sub-sections of one chapter. With ``free``,
+    the model may also give that many times of its own (a model trusted to place boundaries)."""
     what, unit = ("the recording", "chapter") if level == 1 else ("the section", "sub-section")
     return _messages(
         _BOUNDARIES.render(
@@ -160,6 +166,7 @@ def boundary_messages(
             max_changes=max_changes,
             min_len=duration_text(min_len),
             candidates=candidates,
+            free=free,
         )
     )
 

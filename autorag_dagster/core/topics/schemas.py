@@ -47,21 +47,46 @@ class SubjectChanges(BaseModel):
     changes: list[int] = Field(description="Numbers of the candidates where a new subject begins, in increasing order.")
 
 
+class FreeSubjectChanges(SubjectChanges):
+    other_changes: list[float] = Field(
+        default_factory=list,
+        description="Seconds from the start of the recording where a new subject begins that no numbered place marks.",
+    )
+
+
+MAX_FREE_CHANGES = 2
+"""Boundaries a trusted model may propose outside the candidates (snapped to utterance starts)."""
+
+
 @lru_cache(maxsize=512)
-def subject_changes_schema(n_candidates: int, max_changes: int) -> type[SubjectChanges]:
-    """``SubjectChanges`` whose items are one of ``1..n_candidates`` (an enum), at most ``max_changes`` of them."""
+def subject_changes_schema(
+    n_candidates: int, max_changes: int, free_within: tuple[float, float] | None = None
+) -> type[SubjectChanges]:
+    """``SubjectChanges`` whose items are one of ``1..n_candidates`` (an enum), at most ``max_changes`` of them.
+
+    With ``free_within`` (a model trusted to place boundaries itself), ``other_changes`` admits up to
+    ``MAX_FREE_CHANGES`` times inside that span; without it, the schema has no such field."""
     number = Literal[tuple(range(1, max(n_candidates, 1) + 1))]  # the enum of the valid candidate numbers
-    return create_model(
-        "SubjectChanges",
-        __base__=SubjectChanges,
-        changes=(
-            list[number],
-            Field(
-                max_length=max(0, min(max_changes, n_candidates)),
-                description=SubjectChanges.model_fields["changes"].description,
-            ),
+    changes = (
+        list[number],
+        Field(
+            max_length=max(0, min(max_changes, n_candidates)),
+            description=SubjectChanges.model_fields["changes"].description,
         ),
     )
+    if free_within is None:
+        return create_model("SubjectChanges", __base__=SubjectChanges, changes=changes)
+    lo, hi = free_within
+    other = (
+        list[float],
+        Field(
+            default_factory=list,
+            max_length=MAX_FREE_CHANGES,
+            description=FreeSubjectChanges.model_fields["other_changes"].description,
+            json_schema_extra={"items": {"type": "number", "minimum": round(lo, 1), "maximum": round(hi, 1)}},
+        ),
+    )
+    return create_model("SubjectChanges", __base__=FreeSubjectChanges, changes=changes, other_changes=other)
 
 
 # The reason comes first: writing it before the boolean makes the boolean better.

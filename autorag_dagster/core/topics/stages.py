@@ -36,6 +36,7 @@ from autorag_dagster.core.topics.buckets import (
 )
 from autorag_dagster.core.topics.runner import Answer, StageRunner
 from autorag_dagster.core.topics.schemas import (
+    MAX_FREE_CHANGES,
     FileSummary,
     NodeSummary,
     SplitDecision,
@@ -184,6 +185,18 @@ def boundary_candidates(ctx: FileContext, lo: float, hi: float, *, min_len: floa
     return sorted(sorted(found, key=lambda c: -c.depth)[: ctx.config.max_candidates], key=lambda c: c.time)
 
 
+def snap(ctx: FileContext, times: list[float], lo: float, hi: float, *, depth: float) -> list[Candidate]:
+    """Boundaries a model placed itself, each moved to the nearest utterance (unit) start inside
+    ``(lo, hi)``; they count as clear changes (``depth``) when spacing decides between them."""
+    lines = [(i, ln.start) for i, ln in enumerate(ctx.cohesion.lines) if lo < ln.start < hi]
+    out: list[Candidate] = []
+    for t in times:
+        if lines and lo < t < hi:
+            index, start = min(lines, key=lambda item: abs(item[1] - t))
+            out.append(Candidate(index=index, time=start, depth=depth))
+    return out
+
+
 def boundaries(
     run: StageRunner,
     ctx: FileContext,
@@ -245,6 +258,7 @@ def _starts(
         speakers=ctx.view.speakers_in(lo, hi),
         max_changes=max_changes,
         min_len=min_len,
+        free=0 if ctx.config.keep_strong_changes else MAX_FREE_CHANGES,
     )
     kept: list[float] = []
     if ctx.config.keep_strong_changes and len(lexical) > 1:
@@ -256,9 +270,12 @@ def _starts(
     def judge(value) -> list[str]:
         return subject_change_problems(list(value.changes))
 
-    answer = run.ask(messages, subject_changes_schema(len(found), max_changes), judge, num_ctx=num_ctx)
+    free_within = None if ctx.config.keep_strong_changes else (lo, hi)
+    schema = subject_changes_schema(len(found), max_changes, free_within)
+    answer = run.ask(messages, schema, judge, num_ctx=num_ctx)
     if answer.usable:
         chosen = [found[n - 1] for n in answer.value.changes]
+        chosen += snap(ctx, getattr(answer.value, "other_changes", []), lo, hi, depth=threshold)
         chosen += [c for c in found if c.time in kept and c not in chosen]
         # too close together: the kept ones first, then the deeper one wins, as in the lexical choice
         starts = choose(chosen, lo, hi, min_len=min_len, max_topics=max_topics, threshold=0.0, fixed=kept)

@@ -411,3 +411,19 @@ def test_one_good_summary_of_the_first_three_is_not_enough_to_go_on(server, clie
     assert tree.nodes[0].title == "Watering the tomatoes"
     not_asked = [f.node for f in stats.fallbacks if f.stage == "summary" and f.reason.startswith("not asked")]
     assert not_asked == ["4", "5", "6", "7", "8"]
+
+
+def test_a_trusted_model_may_place_a_boundary_itself_and_it_lands_on_an_utterance(server, client, eight_subjects):
+    server.script([{"match": "SubjectChanges", "content": json.dumps({"changes": [], "other_changes": [200.3]})}])
+    tree, stats = build_topic_tree(eight_subjects, client, config=TRUSTED)
+    starts = {ln.start for ln in FileContext.of(eight_subjects, TRUSTED).cohesion.lines}
+    assert stats.level1_source == "llm" and len(tree.nodes) == 2
+    assert tree.nodes[1].start in starts and abs(tree.nodes[1].start - 200.3) < 10
+
+
+def test_a_small_model_is_not_offered_free_boundaries():
+    from autorag_dagster.core.topics.schemas import subject_changes_schema
+
+    assert "other_changes" not in subject_changes_schema(5, 3).model_json_schema()["properties"]
+    free = subject_changes_schema(5, 3, (0.0, 600.0)).model_json_schema()["properties"]["other_changes"]
+    assert free["items"] == {"type": "number", "minimum": 0.0, "maximum": 600.0} and free["maxItems"] == 2
