@@ -10,7 +10,7 @@ from autorag_dagster.defs.jobs import MAINTENANCE_GROUP
 from autorag_dagster.defs.resources import GpuResource, OllamaResource, StorageResource
 
 
-@per_file_asset(group="search", code_version="embeddings-1", kinds={"lancedb", "ollama"}, gpu=True)
+@per_file_asset(group="search", code_version="embeddings-2", kinds={"lancedb", "ollama"}, gpu=True)
 def embeddings(
     context: AssetExecutionContext,
     audio: dict[str, AudioInfo],
