@@ -320,7 +320,7 @@ def search(
     speaker: list[str] = typer.Option(
         None, "--speaker", help="Only text by this speaker; repeatable.", show_default=False
     ),
-    mode: SearchMode = typer.Option(SearchMode.hybrid, help="hybrid = vector + full text (RRF)."),
+    mode: SearchMode = typer.Option(SearchMode.hybrid, help="hybrid = vector + full text (score fusion)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for programs instead of a table."),
 ) -> None:
     """Search the embedded corpus; prints each hit's file, time span, speakers, topic and text.
@@ -422,7 +422,7 @@ def ask(
     if as_json:
         typer.echo(result.to_json())
     else:
-        console.print(*answer_view(result))
+        console.print(*answer_view(result), sep="\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -151,3 +151,52 @@ def test_benchmark_figures_with_the_packaged_embedder(minilm):
     assert answers["out_of_corpus_no_answer"] == answers["out_of_corpus_questions"]
     assert answers["in_corpus_min_best_similarity"] > MIN_SIMILARITY > answers["out_of_corpus_max_best_similarity"]
     assert figures["questions"] == len(QUERIES) and figures["files"] == len(CORPUS)
+
+
+@pytest.fixture()
+def cli_env(monkeypatch, indexed, local_ollama, tmp_path):
+    from autorag_dagster.settings import get_settings
+
+    local_ollama.pull("all-minilm")
+    monkeypatch.setenv("AUTORAG_OLLAMA_BASE_URL", local_ollama.url)
+    monkeypatch.setenv("AUTORAG_LANCEDB_URI", indexed.uri)
+    monkeypatch.setenv("AUTORAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AUTORAG_LLM_MODEL", "gemma4:latest")
+    monkeypatch.setenv("AUTORAG_EMBED_MODEL", "all-minilm")
+    monkeypatch.setenv("AUTORAG_NUM_CTX", "4096")
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    yield local_ollama, tmp_path / "data"
+    get_settings.cache_clear()
+
+
+def test_cli_ask_prints_json_with_page_links_and_text(cli_env):
+    from typer.testing import CliRunner
+
+    from autorag_dagster.cli import app
+
+    server, data = cli_env
+    runner = CliRunner()
+    quoted = runner.invoke(app, ["ask", QUESTION, "--extractive", "--json", "--k", "4"])
+    assert quoted.exit_code == 0, quoted.output
+    result = json.loads(quoted.stdout)
+    assert result["mode"] == "extractive" and result["citations"] and len(result["spans"]) <= 4
+    first = result["citations"][0]
+    page = (data / "viz" / "kitchen" / "dinner-party.wav.html").resolve().as_uri()
+    assert first["link"] == f"{page}#t={int(first['start'])}"
+    assert first["file"] == "kitchen/dinner-party.wav" and first["speaker"] and first["text"] in result["answer"]
+
+    # gemma4:latest (12.2B) generates by default; the deterministic stand-in cites a retrieved span.
+    generated = runner.invoke(app, ["ask", QUESTION, "--json"])
+    assert generated.exit_code == 0, generated.output
+    answer = json.loads(generated.stdout)
+    assert answer["model"] == "gemma4:latest" and answer["mode"] in ("generated", "extractive")
+    labels = {s["id"]: f"[{s['file']} " for s in answer["spans"]}
+    assert answer["citations"] and all(labels[c["id"]] in answer["answer"] for c in answer["citations"])
+
+    shown = runner.invoke(app, ["ask", QUESTION, "--extractive", "--speaker", "SPEAKER_00"])
+    assert shown.exit_code == 0 and "Sources" in shown.stdout and "kitchen/dinner-party.wav" in shown.stdout
+    assert "#t=" in shown.stdout
+
+    nothing = runner.invoke(app, ["ask", OUT_OF_CORPUS])
+    assert nothing.exit_code == 0 and NO_ANSWER in nothing.stdout and "an answer needs" in nothing.stdout
