@@ -235,6 +235,11 @@ def _extractive(
     result: AskResult, question: str, spans: Sequence[Span], embed: EmbedFn, page_url: PageUrl | None
 ) -> AskResult:
     quoted = extract(question, spans, embed)
+    if not quoted:  # no sentence of three words or more: the best span as it is
+        best = max(spans, key=lambda s: s.similarity)
+        lines = [_LINE.match(line) for line in best.text.split("\n")]
+        words = " ".join(m.group(2) if m else line for m, line in zip(lines, best.text.split("\n"))).strip()
+        quoted = [_Sentence(best, best.speakers[0] if len(best.speakers) == 1 else None, words)]
     parts, citations = [], []
     for sentence in quoted:
         who = f"{sentence.speaker}: " if sentence.speaker else ""

@@ -200,3 +200,12 @@ def test_cli_ask_prints_json_with_page_links_and_text(cli_env):
 
     nothing = runner.invoke(app, ["ask", OUT_OF_CORPUS])
     assert nothing.exit_code == 0 and NO_ANSWER in nothing.stdout and "an answer needs" in nothing.stdout
+
+
+def test_a_span_without_whole_sentences_is_quoted_as_it_is(minilm):
+    from autorag_dagster.core.ask import AskResult, Span, _extractive
+
+    span = Span("S1", "a.wav", 3.0, 4.0, ["S"], "chunk", "", "S: yes", 0.5)
+    result = _extractive(AskResult("q", "no_answer", ""), "q", [span], minilm, None)
+    assert result.answer == "S: \u201cyes\u201d [a.wav 00:03-00:04]"
+    assert [c.id for c in result.citations] == ["S1"]
