@@ -275,6 +275,7 @@ SYSTEM = (
     " passage that comes closest. Reply with JSON only."
 )
 _BRACKET = re.compile(r"\[([^\[\]]{1,80})\]")
+_REPEATED = re.compile(r"(\[[^\[\]]+\])(?:\s*\1)+")  # the same citation twice in a row
 
 
 def answer_schema(ids: Sequence[str]) -> type[BaseModel]:
@@ -319,8 +320,8 @@ def citation_problems(value: BaseModel, ids: Sequence[str]) -> list[str]:
 def _render_generated(text: str, cited: Sequence[str], by_id: dict[str, Span]) -> str:
     rendered = _BRACKET.sub(lambda m: by_id[m.group(1).strip()].label, text.strip())
     if not _BRACKET.search(text):
-        rendered += " " + " ".join(by_id[i].label for i in cited)
-    return rendered
+        rendered += " " + " ".join(dict.fromkeys(by_id[i].label for i in cited))
+    return _REPEATED.sub(r"\1", rendered)
 
 
 def _generated(

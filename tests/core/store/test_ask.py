@@ -209,3 +209,15 @@ def test_a_span_without_whole_sentences_is_quoted_as_it_is(minilm):
     result = _extractive(AskResult("q", "no_answer", ""), "q", [span], minilm, None)
     assert result.answer == "S: \u201cyes\u201d [a.wav 00:03-00:04]"
     assert [c.id for c in result.citations] == ["S1"]
+
+
+def test_generated_ids_become_citations_once_each():
+    from autorag_dagster.core.ask import Span, _render_generated
+
+    spans = {
+        i: Span(i, "a.wav", n * 30.0, n * 30.0 + 20, ["S"], "chunk", "", "x", 0.5) for n, i in enumerate(["S1", "S2"])
+    }
+    assert _render_generated("Yes [S1] [S1]. No [S2].", ["S1", "S2"], spans) == (
+        "Yes [a.wav 00:00-00:20]. No [a.wav 00:30-00:50]."
+    )
+    assert _render_generated("Yes.", ["S2", "S2"], spans) == "Yes. [a.wav 00:30-00:50]"
