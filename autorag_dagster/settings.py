@@ -2,7 +2,8 @@
 
 Each knob is declared once, with its default and validation, in the typed config of its
 concern: ``OllamaConfig`` (the server, the models, the request contract), ``WhisperConfig``,
-``DiarizerConfig``, ``VoicesConfig``, ``StorageConfig`` (below) and ``num_ctx_l1`` of ``TopicConfig``.
+``DiarizerConfig``, ``VoicesConfig``, ``StorageConfig`` (below), ``AskConfig`` (``autorag ask``) and
+``num_ctx_l1`` of ``TopicConfig``.
 ``Settings`` reads them all from the environment under their field names and hands each
 concern its config (``settings.ollama_config``, ``settings.whisper_config``, ...); the Dagster resources
 carry those configs and the core takes them typed.
@@ -20,6 +21,7 @@ from typing import TypeVar
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from autorag_dagster.core.ask_config import AskConfig
 from autorag_dagster.core.diarize.base import DiarizerConfig
 from autorag_dagster.core.speakers import SPEAKERS_FILE
 from autorag_dagster.core.topics.stages import TopicConfig
@@ -70,7 +72,7 @@ class SettingsError(ValueError):
     """A configuration value is invalid; the message names the environment variable."""
 
 
-class Settings(BaseSettings, OllamaConfig, WhisperConfig, DiarizerConfig, VoicesConfig, StorageConfig):
+class Settings(BaseSettings, OllamaConfig, WhisperConfig, DiarizerConfig, VoicesConfig, StorageConfig, AskConfig):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_file=".env",
@@ -106,6 +108,10 @@ class Settings(BaseSettings, OllamaConfig, WhisperConfig, DiarizerConfig, Voices
     @property
     def storage_config(self) -> StorageConfig:
         return self.part(StorageConfig)
+
+    @property
+    def ask_config(self) -> AskConfig:
+        return self.part(AskConfig)
 
     @property
     def topic_config(self) -> TopicConfig:

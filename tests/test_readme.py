@@ -86,6 +86,8 @@ def test_the_readme_lists_only_commands_this_test_runs():
         ".venv/bin/autorag --help",
         ".venv/bin/autorag run data/sample",
         '.venv/bin/autorag search "who will print the posters"',
+        '.venv/bin/autorag ask "how much of the money have we spent so far"',
+        '.venv/bin/autorag ask "who will print the posters"',
         ".venv/bin/autorag ollama-serve --port 11434",
         ".venv/bin/autorag models",
         ".venv/bin/autorag pull",
@@ -146,6 +148,23 @@ def test_the_chapters_command_after_make_run(made_run, project):
     assert hashlib.sha256(sample.read_bytes()).hexdigest() == before
     [note] = list((project / "data" / "notes").glob("*.md"))
     assert note.stem == folder.name and "## Key quotes" in note.read_text(encoding="utf-8")
+
+
+def test_the_ask_commands_after_make_run(made_run, project):
+    assert made_run.returncode == 0
+    spent = run('.venv/bin/autorag ask "how much of the money have we spent so far"', project)
+    assert spent.returncode == 0, spent.stderr
+    # The packaged smollm2:135m is small: the answer quotes the budget part with its citation and page link.
+    assert "Answer (quoted from the recordings)" in spent.stdout and "[sample-meeting.wav " in spent.stdout
+    assert "we planned for this year" in spent.stdout and "Sources" in spent.stdout
+    as_json = run('.venv/bin/autorag ask "how much of the money have we spent so far" --json', project)
+    assert as_json.returncode == 0, as_json.stderr
+    answer = json.loads(as_json.stdout)
+    assert answer["mode"] == "extractive" and answer["citations"]
+    page = (project / "data" / "viz" / "sample-meeting.wav.html").resolve().as_uri()
+    assert all(c["link"] == f"{page}#t={int(c['start'])}" for c in answer["citations"])
+    posters = run('.venv/bin/autorag ask "who will print the posters"', project)
+    assert posters.returncode == 0 and "print the posters" in posters.stdout, posters.stderr
 
 
 def test_the_commands_block(made_run, project):

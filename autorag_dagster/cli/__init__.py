@@ -353,7 +353,7 @@ def search(
     speaker: list[str] = typer.Option(
         None, "--speaker", help="Only text by this speaker; repeatable.", show_default=False
     ),
-    mode: SearchMode = typer.Option(SearchMode.hybrid, help="hybrid = vector + full text (RRF)."),
+    mode: SearchMode = typer.Option(SearchMode.hybrid, help="hybrid = vector + full text (score fusion)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for programs instead of a table."),
 ) -> None:
     """Search the embedded corpus; prints each hit's file, time span, speakers, topic and text.
@@ -542,6 +542,69 @@ def export_chapters(
             _fail(str(exc))
     render.console.print(render.chapters_table(key, chapters_of(tree)))
     render.exported(files, copy)
+
+
+@app.command("ask")
+def ask(
+    question: str = typer.Argument(..., help="The question, in your own words."),
+    k: int = typer.Option(5, "--k", "-k", min=1, help="How many retrieved spans the answer may use."),
+    file: list[str] = typer.Option(None, "--file", help="Only this file (its key); repeatable.", show_default=False),
+    speaker: list[str] = typer.Option(
+        None, "--speaker", help="Only text by this speaker; repeatable.", show_default=False
+    ),
+    generate: bool = typer.Option(
+        None,
+        "--generate/--extractive",
+        show_default=False,
+        help="Generated or quoted answers; default AUTORAG_ASK_GENERATE, else by the LLM's size.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for programs instead of text."),
+) -> None:
+    """Answer a question from the recordings, citing file and time of every part of the answer.
+
+    Retrieves with hybrid search (as `autorag search`), then answers only from the retrieved
+    spans: with a small LLM (under 3B parameters, e.g. the packaged smollm2:135m) the closest
+    sentences, quoted; with a larger one (or --generate) a generated answer whose citations
+    are checked. When nothing in the corpus is close enough it says so. When no Ollama
+    answers, the packaged server is used, as `autorag search` does.
+    """
+    from autorag_dagster.cli.render import answer_view, console, say_err
+    from autorag_dagster.core.ask import ask as ask_store
+    from autorag_dagster.core.store import SegmentStore, StoreError
+    from autorag_dagster.core.viz import page_relpath
+    from autorag_dagster.local_run import ollama_or_local_server
+    from autorag_dagster.ollama import OllamaClient, OllamaError
+
+    settings = _settings()
+    if generate is None:
+        generate = settings.ask_generate
+
+    def page_url(key: str, start: float) -> str:
+        page = (Path(effective.layout.viz_dir) / page_relpath(key)).resolve()
+        return f"{page.as_uri()}#t={int(start)}"
+
+    try:
+        with ollama_or_local_server(settings, say_err, own_port=True) as effective:
+            store = SegmentStore.for_model(effective.layout.lancedb, effective.embed_model)
+            with OllamaClient.from_config(effective.ollama_config) as client:
+                result = ask_store(
+                    store,
+                    question,
+                    embed=client.embed,
+                    client=client,
+                    generate=generate,
+                    k=k,
+                    files=file,
+                    speakers=speaker,
+                    min_similarity=settings.ask_min_similarity,
+                    page_url=page_url,
+                )
+    except (StoreError, OllamaError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(result.to_json())
+    else:
+        console.print(*answer_view(result), sep="\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -104,6 +104,31 @@ def exported(files: dict, copy=None) -> None:
         console.print(f"audio with chapters: {escape(str(copy))}", highlight=False)
 
 
+def answer_view(result) -> list:
+    """``autorag ask``'s answer (an ``AskResult``) for a terminal: the answer, then its sources
+    (file, time, speaker, quoted text, link to the page at that time)."""
+    heading = {"extractive": "Answer (quoted from the recordings)", "generated": "Answer", "no_answer": "No answer"}
+    shown: list = [Text(heading[result.mode], style="bold"), Text(result.answer)]
+    if result.mode == "no_answer":
+        best = "no row" if result.best_similarity is None else f"the best row scores {result.best_similarity:.3f}"
+        shown.append(Text(f"({best}; an answer needs {result.min_similarity:.3f})", style="dim"))
+        return shown
+    if result.fallback:
+        shown.append(
+            Text(
+                f"(the generated answer did not cite correctly, so this one is quoted: {result.fallback})", style="dim"
+            )
+        )
+    table = Table(title="Sources", show_lines=True)
+    for column in ("file", "time", "speaker", "text", "link"):
+        table.add_column(column, overflow="fold")
+    for c in result.citations:
+        cells = (c.file, f"{clock(c.start)}-{clock(c.end)}", c.speaker or ", ".join(c.speakers), c.text, c.link or "")
+        table.add_row(*map(Text, cells))
+    shown.append(table)
+    return shown
+
+
 def plan_table(plan: Plan, measured: Measured | None = None) -> Table:
     """``autorag tune``'s VRAM plan: the card, the budgets, the LLM's parts, the embedder."""
     llm, embed, gpu = plan.llm, plan.embedder, plan.gpu

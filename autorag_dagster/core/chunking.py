@@ -2,11 +2,16 @@
 
 Two kinds of record come out:
 
-* ``chunk``: consecutive utterances packed up to ``max_chars`` characters of speaker-labelled
-  lines (``SPEAKER_00: words ...``). Cuts fall on utterance boundaries; an utterance longer than
-  the budget is split at word boundaries. Each chunk after the first repeats the tail of the
-  previous one (whole trailing pieces, or the last words of a long one) up to ``overlap_chars``,
-  so a sentence on a cut is still found in one piece.
+* ``chunk``: consecutive utterances of one topic section packed into speaker-labelled lines
+  (``SPEAKER_00: words ...``). A section is the span of a level-1 topic, or of a level-2 topic
+  inside it: no chunk straddles a section boundary (an utterance that crosses one is split there
+  by its word times), so a chunk cited as an answer's source holds one subject. Within a section
+  the chunks aim at 15-30 s of speech: the section is cut into as few chunks as keep each within
+  ``max_seconds`` (30 s) and ``max_chars``, of about equal length. Cuts fall on utterance
+  boundaries; an utterance longer than the budget is split at word boundaries. Each chunk after
+  the first of a section repeats the tail of the previous one (whole trailing pieces, or the
+  last words of a long one) up to ``overlap_chars``, so a sentence on a cut is still found in
+  one piece.
 * ``topic``: one per topic node, its title and summary, with the node's span, level and path.
 
 Every record carries its start/end seconds and the speakers heard in that span. A chunk also
@@ -15,6 +20,7 @@ names the deepest topic node that covers its midpoint, so a search hit can say w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -23,6 +29,7 @@ from autorag_dagster.core.types import SpeakerTranscript, TopicNode, TopicTree, 
 
 DEFAULT_MAX_CHARS = 800
 DEFAULT_OVERLAP_CHARS = 120
+DEFAULT_MAX_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -81,11 +88,14 @@ def _timed_words(utterance: Utterance) -> list[_TimedWord]:
     ]
 
 
-def _split_utterance(index: int, utterance: Utterance, max_chars: int, overlap_chars: int) -> list[_Piece]:
-    """The utterance as one piece if its labelled line fits in ``max_chars``; else pieces of at
-    most ``max_chars - overlap_chars``, leaving room for the overlap that precedes each."""
-    speaker = utterance.speaker
-    words = _timed_words(utterance)
+def _split_words(
+    index: int, speaker: str, words: Sequence[_TimedWord], max_chars: int, overlap_chars: int, max_seconds: float
+) -> list[_Piece]:
+    """The words as one piece if their labelled line fits in ``max_chars`` and ``max_seconds``;
+    else pieces of at most ``max_chars - overlap_chars``, leaving room for the overlap that
+    precedes each, and at most ``max_seconds`` long."""
+    if not words:
+        return []
     length = len(speaker) + 2
     whole = length + sum(len(w.text) + 1 for w in words) - 1
     limit = max_chars if whole <= max_chars else max_chars - overlap_chars
@@ -93,7 +103,7 @@ def _split_utterance(index: int, utterance: Utterance, max_chars: int, overlap_c
     current: list[_TimedWord] = []
     for word in words:
         extra = len(word.text) + (1 if current else 0)
-        if current and length + extra > limit:
+        if current and (length + extra > limit or word.end - current[0].start > max_seconds):
             pieces.append(_Piece(index, speaker, tuple(current)))
             current, length, extra = [], len(speaker) + 2, len(word.text)
         current.append(word)
@@ -145,6 +155,71 @@ def _speakers_between(transcript: SpeakerTranscript, start: float, end: float) -
     return tuple(sorted({u.speaker for u in transcript.utterances if u.start < end and u.end > start}))
 
 
+def _section_bounds(tree: TopicTree | None) -> list[float]:
+    """The inner boundaries between sections: where a level-1 or level-2 topic starts or ends."""
+    if tree is None:
+        return []
+    edges = {t for node in tree.walk() if node.level <= 2 for t in (node.start, node.end)}
+    return sorted(edges)
+
+
+def _section_of(bounds: Sequence[float], at: float) -> int:
+    return sum(1 for b in bounds if b <= at)
+
+
+def _sectioned_pieces(
+    utterances: Sequence[Utterance], bounds: Sequence[float], max_chars: int, overlap_chars: int, max_seconds: float
+) -> list[tuple[int, list[_Piece]]]:
+    """The pieces of each section, in order: (section index, pieces). A word belongs to the
+    section its midpoint lies in, so an utterance crossing a boundary is split there."""
+    sections: list[tuple[int, list[_Piece]]] = []
+    for index, utterance in enumerate(utterances):
+        runs: list[tuple[int, list[_TimedWord]]] = []
+        for word in _timed_words(utterance):
+            section = _section_of(bounds, (word.start + word.end) / 2)
+            if runs and runs[-1][0] == section:
+                runs[-1][1].append(word)
+            else:
+                runs.append((section, [word]))
+        for section, words in runs:
+            pieces = _split_words(index, utterance.speaker, words, max_chars, overlap_chars, max_seconds)
+            if sections and sections[-1][0] == section:
+                sections[-1][1].extend(pieces)
+            else:
+                sections.append((section, pieces))
+    return sections
+
+
+def _pack(pieces: Sequence[_Piece], max_chars: int, overlap_chars: int, max_seconds: float) -> list[list[_Piece]]:
+    """One section's pieces as chunks: as few as keep each within ``max_chars`` and
+    ``max_seconds``, each cut once it reaches the section's length shared out between them."""
+    if not pieces:
+        return []
+    span = pieces[-1].end - pieces[0].start
+    target = span / max(1, math.ceil(span / max_seconds))
+    groups: list[list[_Piece]] = []
+    current: list[_Piece] = []
+    carried = 0  # how many leading pieces of ``current`` repeat the previous chunk
+
+    def too_long(group: list[_Piece], piece: _Piece) -> bool:
+        return _joined_len(group, piece) > max_chars or piece.end - group[0].start > max_seconds
+
+    for piece in pieces:
+        own = current[carried:]
+        full = bool(own) and own[-1].end - own[0].start >= target
+        if current and (too_long(current, piece) or full):
+            if len(current) > carried:
+                groups.append(current)
+                current = _tail(current, overlap_chars)
+            if current and too_long(current, piece):
+                current = []  # the overlap alone would not leave room for the next piece
+            carried = len(current)
+        current.append(piece)
+    if len(current) > carried:
+        groups.append(current)
+    return groups
+
+
 def _deepest_node(tree: TopicTree | None, at: float) -> TopicNode | None:
     found = None
     nodes = tree.nodes if tree else []
@@ -162,29 +237,19 @@ def chunk_transcript(
     *,
     max_chars: int = DEFAULT_MAX_CHARS,
     overlap_chars: int = DEFAULT_OVERLAP_CHARS,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> list[Record]:
-    """Pack the utterances into overlapping chunks of at most ``max_chars`` characters."""
+    """Pack each topic section's utterances into overlapping chunks (see the module docstring)."""
     if max_chars < 40:
         raise ValueError(f"max_chars={max_chars} is too small for a labelled line; use at least 40")
     if not 0 <= overlap_chars < max_chars // 2:
         raise ValueError(f"overlap_chars={overlap_chars} must be >= 0 and below half of max_chars={max_chars}")
+    if max_seconds <= 0:
+        raise ValueError(f"max_seconds={max_seconds} must be positive")
 
     utterances = sorted(transcript.utterances, key=lambda u: (u.start, u.end))
-    pieces = [piece for i, u in enumerate(utterances) for piece in _split_utterance(i, u, max_chars, overlap_chars)]
-    groups: list[list[_Piece]] = []
-    current: list[_Piece] = []
-    carried = 0  # how many leading pieces of ``current`` repeat the previous chunk
-    for piece in pieces:
-        if current and _joined_len(current, piece) > max_chars:
-            if len(current) > carried:
-                groups.append(current)
-                current = _tail(current, overlap_chars)
-            if _joined_len(current, piece) > max_chars:
-                current = []  # the overlap alone would not leave room for the next piece
-            carried = len(current)
-        current.append(piece)
-    if len(current) > carried:
-        groups.append(current)
+    sections = _sectioned_pieces(utterances, _section_bounds(tree), max_chars, overlap_chars, max_seconds)
+    groups = [group for _, pieces in sections for group in _pack(pieces, max_chars, overlap_chars, max_seconds)]
 
     records = []
     for group in groups:
@@ -228,7 +293,10 @@ def build_records(
     *,
     max_chars: int = DEFAULT_MAX_CHARS,
     overlap_chars: int = DEFAULT_OVERLAP_CHARS,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> list[Record]:
     """Every record of one file: its transcript chunks, then its topic nodes."""
-    chunks = chunk_transcript(transcript, tree, max_chars=max_chars, overlap_chars=overlap_chars)
+    chunks = chunk_transcript(
+        transcript, tree, max_chars=max_chars, overlap_chars=overlap_chars, max_seconds=max_seconds
+    )
     return chunks + (topic_records(tree, transcript) if tree is not None else [])

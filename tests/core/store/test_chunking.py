@@ -22,7 +22,10 @@ def test_chunks_cut_at_utterances_are_bounded_and_overlap(corpus):
         assert chunk.speakers == tuple(sorted({line.split(":")[0] for line in _lines(chunk)}))
         assert chunk.start < chunk.end
     for previous, following in zip(chunks, chunks[1:]):
-        assert _lines(following)[0] in _lines(previous)  # the overlap repeats the previous tail
+        if previous.path == following.path:  # within a topic the overlap repeats the previous tail
+            assert _lines(following)[0] in _lines(previous)
+        else:  # across a topic boundary nothing is repeated
+            assert not set(_lines(following)) & set(_lines(previous))
         assert previous.start < following.start
     covered = {line for chunk in chunks for line in _lines(chunk)}
     assert covered == utterance_lines
@@ -52,6 +55,46 @@ def test_chunk_names_the_deepest_topic_covering_it():
     first, second = chunk_transcript(transcript, tree, max_chars=50, overlap_chars=0)
     assert (first.path, first.title) == ("1", "Alpha")
     assert (second.path, second.title) == ("2.1", "Beta details")
+
+
+def _sections(tree):
+    return [(n.start, n.end) for n in tree.walk() if n.level <= 2 and not any(c.level <= 2 for c in n.children)]
+
+
+def test_chunks_never_straddle_a_topic_boundary_and_aim_at_15_to_30_seconds(corpus):
+    for key, (transcript, tree) in corpus.items():
+        chunks = chunk_transcript(transcript, tree)
+        bounds = {t for node in tree.walk() for t in (node.start, node.end)}
+        for chunk in chunks:
+            assert not any(chunk.start < b < chunk.end for b in bounds), (key, chunk)
+            assert chunk.end - chunk.start <= 30
+        for start, end in _sections(tree):
+            inside = [c for c in chunks if start <= c.start and c.end <= end]
+            assert inside, (key, start, end)
+            if end - start >= 30:  # a long section is shared out in chunks of 15 s or more
+                assert all(c.end - c.start >= 15 for c in inside[:-1]), (key, [(c.start, c.end) for c in inside])
+
+
+def test_an_utterance_across_a_level_2_boundary_is_split_by_its_word_times():
+    words = [SpeakerWord(start=i, end=i + 0.8, text=f"w{i}", speaker="S") for i in range(40)]
+    transcript = SpeakerTranscript(
+        key="b.wav",
+        duration_s=40,
+        language="en",
+        utterances=[Utterance(speaker="S", start=0, end=39.8, text=" ".join(w.text for w in words), words=words)],
+    )
+    children = [
+        TopicNode(id="1.1", level=2, start=0, end=12, title="First"),
+        TopicNode(id="1.2", level=2, start=12, end=40, title="Second"),
+    ]
+    tree = TopicTree(
+        key="b.wav", duration_s=40, nodes=[TopicNode(id="1", level=1, start=0, end=40, title="All", children=children)]
+    )
+    chunks = chunk_transcript(transcript, tree)
+    assert [c.path for c in chunks][0] == "1.1" and chunks[0].end <= 12
+    assert all(c.start >= 12 for c in chunks[1:]) and {c.path for c in chunks[1:]} == {"1.2"}
+    assert all(c.end - c.start <= 30 for c in chunks)
+    assert chunks[0].text.split()[-1] == "w11" and chunks[1].text.split()[1] == "w12"
 
 
 def test_long_utterance_splits_at_word_boundaries_with_word_times():
