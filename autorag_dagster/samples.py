@@ -14,6 +14,7 @@ words that a title naming the subject would contain.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -641,10 +642,11 @@ def write_sample(folder: Path) -> Conversation:
 # --- a library where voices come back: the truth for cross-file speaker identity ------------------
 # Four files on four subjects, five voices (three espeak-ng, two flite); alice, bob, erin and ravi
 # each speak in two files, carol in one. Every speaker talks for well over the few seconds a voice
-# needs to count (``VoicesConfig.voice_min_talk_s``).
+# needs to count (``VoicesConfig.voice_min_talk_s``). Two voices say their names, alice in
+# garden.wav and bob in cooking.wav (both come back in another file); no other name is said.
 VOICE_LIBRARY: dict[str, list[tuple[str, str]]] = {
     "garden.wav": [
-        ("alice", "Good morning. Today we look at the community garden by the river."),
+        ("alice", "Hello, I'm Sarah. Today we look at the community garden by the river."),
         ("bob", "We planted forty apple trees last week, and most of them are growing well."),
         ("alice", "How much water do the young trees need during the dry summer weeks?"),
         ("bob", "Each tree needs two buckets of water twice a week until the autumn rain comes."),
@@ -658,7 +660,7 @@ VOICE_LIBRARY: dict[str, list[tuple[str, str]]] = {
         ("erin", "Agreed. The rest can pay for new chairs and a projector for the meeting room."),
     ],
     "cooking.wav": [
-        ("bob", "Welcome back to the kitchen show. Tonight we cook a simple vegetable soup."),
+        ("bob", "Welcome back to the kitchen show. My name is David. Tonight we cook a simple vegetable soup."),
         ("ravi", "First we chop two onions, three carrots and a few potatoes into small pieces."),
         ("erin", "Should we fry the onions in butter or in olive oil before adding the water?"),
         ("ravi", "Olive oil works well. Fry them slowly until they turn soft and golden."),
@@ -672,6 +674,15 @@ VOICE_LIBRARY: dict[str, list[tuple[str, str]]] = {
         ("carol", "Remember to book early, because the summer trains are full weeks ahead."),
     ],
 }
+
+
+# How a line of a script says its speaker's name ("I'm Sarah", "My name is David").
+_SAYS_ITS_NAME = re.compile(r"\b(?:I'm|[Mm]y name is) ([A-Z][a-z]+)\b")
+
+
+def introductions(script: Sequence[Line]) -> list[tuple[str, str]]:
+    """(voice, name) for each line of ``script`` in which the voice says its own name."""
+    return [(speaker, m.group(1)) for speaker, text, _ in map(_unpack, script) for m in _SAYS_ITS_NAME.finditer(text)]
 
 
 def write_voice_library(folder: Path) -> dict[str, Conversation]:
@@ -695,3 +706,18 @@ def true_voices(diarizations: dict, conversations: dict[str, Conversation]) -> d
         for label, shared in overlap.items():
             truth[(key, label)] = max(shared, key=shared.get)
     return truth
+
+
+def suggested_names(rows, truth: dict[tuple[str, str], str]) -> list[tuple[str, str, str | None, str | None]]:
+    """(file, name, true voice of the local speaker, true voice of the identity) for each name
+    suggested for an identity. ``rows``: what ``core.speakers.speaker_rows`` gives; ``truth``:
+    what ``true_voices`` gives; an identity's true voice is the one of most of its local speakers
+    (None when none is known). A right suggestion is ``(file, name, voice, voice)`` for an
+    ``introductions`` entry ``(voice, name)`` of that file's script."""
+    found = []
+    for row in rows:
+        labels = {file: label for file, label, _ in row.files}  # one local speaker per file
+        voices = [truth[(file, label)] for file, label in labels.items() if (file, label) in truth]
+        voice = max(set(voices), key=voices.count) if voices else None
+        found += [(file, name, truth.get((file, labels[file])), voice) for name, file, _, _ in row.suggestions]
+    return found

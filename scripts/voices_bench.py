@@ -3,15 +3,21 @@
     .venv/bin/python scripts/voices_bench.py --work /tmp/voices-bench --json voices.json
 
 1. speaks ``samples.VOICE_LIBRARY`` (four files on four subjects, five voices: three espeak-ng,
-   two flite; four of them in two files) into ``--work``;
+   two flite; four of them in two files; two voices say their names, each in one file) into
+   ``--work``;
 2. decodes each file and diarizes it with the offline Resemblyzer diarizer (the default
-   backend), which keeps one voice print per local speaker;
+   backend), which keeps one voice print per local speaker, and transcribes it with the
+   packaged Whisper model;
 3. clusters the voice prints into identities (``core.voices.cluster_voices``) at each
    ``--thresholds`` value, and scores them against the true voices with B-cubed precision,
    recall and F1 (each local speaker is an item; its true voice is the one that speaks most
    of its turns);
 4. checks that IDs are stable: the library clustered from its first two files, then from all
-   four starting from that registry, keeps every ID of the first two files.
+   four starting from that registry, keeps every ID of the first two files;
+5. suggests names from each file's words (``core.name_suggestions``), gathers them per identity
+   at the default threshold as ``autorag speakers list`` does, and counts the introductions of
+   the scripts that became the right suggestion (the right name, for the local speaker and the
+   identity of the voice that said it) and the suggestions that are none of these.
 
 Every figure printed is measured on this run. Needs espeak-ng and flite.
 """
@@ -34,10 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from autorag_dagster.core.align import assign_speakers
 from autorag_dagster.core.audio import load_samples, prepare_audio
 from autorag_dagster.core.diarize import ResemblyzerDiarizer
+from autorag_dagster.core.name_suggestions import suggest_names
+from autorag_dagster.core.speakers import SpeakerNames, speaker_rows
+from autorag_dagster.core.transcribe import Transcriber
 from autorag_dagster.core.voices import VoicesConfig, b_cubed, changed_files, cluster_voices, collect_voices
-from autorag_dagster.samples import true_voices, write_voice_library
+from autorag_dagster.samples import VOICE_LIBRARY, introductions, suggested_names, true_voices, write_voice_library
 
 DEFAULT_THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 
@@ -46,11 +56,15 @@ def run(work: Path, thresholds: list[float]) -> dict:
     started = time.perf_counter()
     conversations = write_voice_library(work / "audio")
     diarizer = ResemblyzerDiarizer(cpu_threads=1).load()
-    diarizations = {}
+    diarizations, transcripts = {}, {}
     try:
-        for key, conversation in conversations.items():
-            info = prepare_audio(conversation.path, key, work / "pcm" / key)
-            diarizations[key] = diarizer.diarize(load_samples(info), info.sample_rate, key)
+        with Transcriber(cpu_threads=1) as transcriber:
+            for key, conversation in conversations.items():
+                info = prepare_audio(conversation.path, key, work / "pcm" / key)
+                samples = load_samples(info)
+                diarizations[key] = diarizer.diarize(samples, info.sample_rate, key)
+                transcripts[key] = assign_speakers(transcriber.transcribe(samples, key).transcript, diarizations[key])
+                transcripts[key].name_suggestions = suggest_names(transcripts[key])
     finally:
         diarizer.close()
     speech_s = time.perf_counter() - started
@@ -75,6 +89,9 @@ def run(work: Path, thresholds: list[float]) -> dict:
     first = cluster_voices(collect_voices(diarizations[k] for k in keys[:2]))
     later = cluster_voices(samples, first)
     stable = all(later.files_of().get(k) == first.files_of().get(k) for k in keys[:2])
+    said = [(key, name, voice, voice) for key in keys for voice, name in introductions(VOICE_LIBRARY[key])]
+    listed = speaker_rows(cluster_voices(samples), SpeakerNames(), transcripts)
+    found = suggested_names(listed, truth)
     return {
         "files": len(conversations),
         "voices": len({v for c in conversations.values() for v in c.speakers}),
@@ -85,6 +102,10 @@ def run(work: Path, thresholds: list[float]) -> dict:
         "thresholds": rows,
         "stable_ids_when_files_arrive": stable,
         "files_relabelled_when_two_arrive": changed_files(first, later),
+        "introductions": [list(i) for i in said],
+        "introductions_found": sum(i in found for i in said),
+        "wrong_suggestions": sum(f not in said for f in found),
+        "suggestions": [list(f) for f in found],
         "measured": True,
     }
 
@@ -114,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['f1']:>10.3f}{mark}"
         )
     print(f"IDs of the first two files kept when the other two arrive: {report['stable_ids_when_files_arrive']}")
+    print(
+        f"Name suggestions (measured): {report['introductions_found']} of {len(report['introductions'])} "
+        f"introductions found for the right speaker and identity, {report['wrong_suggestions']} wrong suggestions"
+    )
+    for file, name, local_voice, identity_voice in report["suggestions"]:
+        print(f"  {file}: {name!r} for {local_voice}'s local speaker, in {identity_voice}'s identity")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -1,11 +1,15 @@
-"""Library-wide voices: identities across files, stable IDs, short voices that cannot merge."""
+"""Library-wide voices: identities across files, stable IDs, short voices that cannot merge, names
+the voices say suggested for the right identity."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from autorag_dagster.core.align import assign_speakers
 from autorag_dagster.core.audio import load_samples, prepare_audio
+from autorag_dagster.core.name_suggestions import suggest_names
+from autorag_dagster.core.speakers import SpeakerNames, speaker_rows
 from autorag_dagster.core.types import Diarization, SpeakerTurn, SpeakerVoice
 from autorag_dagster.core.voices import (
     VoiceSample,
@@ -15,7 +19,7 @@ from autorag_dagster.core.voices import (
     cluster_voices,
     collect_voices,
 )
-from tests.support.voices_library import LIBRARY_SCRIPTS, true_voices, write_library
+from tests.support.voices_library import LIBRARY_SCRIPTS, introductions, suggested_names, true_voices, write_library
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +32,32 @@ def library(tmp_path_factory, offline_diarizer):
         info = prepare_audio(conversation.path, key, folder / "pcm" / key)
         diarizations[key] = offline_diarizer.diarize(load_samples(info), info.sample_rate, key)
     return conversations, diarizations
+
+
+def test_each_introduction_suggests_its_name_for_the_voice_that_says_it(library, transcriber):
+    conversations, diarizations = library
+    transcripts = {}
+    for key, conversation in conversations.items():
+        info = prepare_audio(conversation.path, key, conversation.path.parent / "pcm" / key)
+        transcripts[key] = assign_speakers(
+            transcriber.transcribe(load_samples(info), key).transcript, diarizations[key]
+        )
+        transcripts[key].name_suggestions = suggest_names(transcripts[key])
+    truth = true_voices(diarizations, conversations)
+    said = sorted(
+        (key, name, voice, voice) for key, script in LIBRARY_SCRIPTS.items() for voice, name in introductions(script)
+    )
+    assert len(said) >= 2 and len({key for key, *_ in said}) < len(LIBRARY_SCRIPTS)  # and files where no one does
+
+    # Each file: one suggestion per introduction, for the local speaker whose voice says it...
+    for key, transcript in transcripts.items():
+        expected = sorted((voice, name) for voice, name in introductions(LIBRARY_SCRIPTS[key]))
+        got = sorted((truth.get((key, s.speaker)), s.name) for s in transcript.name_suggestions)
+        assert got == expected, (key, transcript.name_suggestions)
+        assert all(s.kind == "introduction" for s in transcript.name_suggestions)
+    # ...and across the library, for that voice's identity (as `autorag speakers list` shows it).
+    rows = speaker_rows(cluster_voices(collect_voices(diarizations.values())), SpeakerNames(), transcripts)
+    assert sorted(suggested_names(rows, truth)) == said
 
 
 def test_the_library_has_voices_that_come_back():

@@ -8,16 +8,17 @@ import ollama
 from dagster import DagsterEventType, build_sensor_context
 
 from autorag_dagster.core.search import search
-from autorag_dagster.core.speakers import read_speakers, set_identity_name
+from autorag_dagster.core.speakers import SpeakerNames, read_speakers, set_identity_name, speaker_rows
 from autorag_dagster.core.store import SegmentStore
+from autorag_dagster.core.types import Diarization, SpeakerTranscript
 from autorag_dagster.defs.jobs import DIARIZED_ASSETS, NAMED_ASSETS
 from autorag_dagster.defs.resources import StorageResource
 from autorag_dagster.defs.sensors import speaker_names_sensor
 from autorag_dagster.runner import materialized, succeeded
 from tests.support.dagster_runs import failure_text
-from tests.support.voices_library import write_library
+from tests.support.voices_library import LIBRARY_SCRIPTS, introductions, suggested_names, true_voices, write_library
 
-FILES = ["budget.wav", "garden.wav"]  # alice speaks in both
+FILES = ["budget.wav", "garden.wav"]  # alice speaks in both, and says her name in garden.wav
 
 
 def materialised_assets(results) -> dict[str, set[str]]:
@@ -56,6 +57,16 @@ def test_voices_then_a_rename_rematerialises_only_what_shows_names(pipeline, tmp
     assert len(shared) == 1, "alice's voice is one identity in both files"
     alice = shared[0]["id"]
 
+    # The names the files' words suggest, per identity as `autorag speakers list` shows them: each
+    # introduction for the local speaker and the identity of the voice that says it, nothing else.
+    storage = StorageResource(audio_dir=str(pipeline.audio_dir), data_dir=str(pipeline.data_dir))
+    truth = true_voices(storage.layout.stored_values("diarization", Diarization), library)
+    transcripts = storage.layout.stored_values("speaker_transcript", SpeakerTranscript)
+    rows = speaker_rows(storage.layout.read_voice_registry(), SpeakerNames(), transcripts)
+    said = sorted((key, name, voice, voice) for key in FILES for voice, name in introductions(LIBRARY_SCRIPTS[key]))
+    assert said and len({key for key, *_ in said}) < len(FILES)  # a file with an introduction, one without
+    assert sorted(suggested_names(rows, truth)) == said
+
     # The files learn their voice IDs: one run of the assets that show names, nothing before them.
     relabel = dagster.apply_speakers()
     assert len(relabel) == 1 and succeeded(relabel[0]), failure_text(relabel[0])
@@ -80,7 +91,6 @@ def test_voices_then_a_rename_rematerialises_only_what_shows_names(pipeline, tmp
     assert read_speakers(speakers_file).identities == {alice: "Ana"}
     assert read_speakers(speakers_file).hints_for("garden.wav").num_speakers == 2  # the rest is kept
 
-    storage = StorageResource(audio_dir=str(pipeline.audio_dir), data_dir=str(pipeline.data_dir))
     with build_sensor_context(instance=pipeline.instance, resources={"storage": storage}) as context:
         tick = speaker_names_sensor(context)
     requested = {(r.partition_key, tuple(k.path[-1] for k in r.asset_selection)) for r in tick.run_requests}

@@ -5,11 +5,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from autorag_dagster.samples import VOICE_LIBRARY, Conversation, synthesize, true_voices
+from autorag_dagster.samples import (
+    VOICE_LIBRARY,
+    Conversation,
+    introductions,
+    suggested_names,
+    synthesize,
+    true_voices,
+)
 
 LIBRARY_SCRIPTS = VOICE_LIBRARY
 
-__all__ = ["LIBRARY_SCRIPTS", "true_voices", "write_library"]
+__all__ = ["LIBRARY_SCRIPTS", "introductions", "suggested_names", "true_voices", "write_library"]
 
 _MADE: dict[Path, Conversation] = {}
 
