@@ -74,6 +74,8 @@ class ServerConfig:
     stand_in_names: bool = False  # tests only: the deterministic backend also answers as gemma4 / nomic-embed-text
     test_routes: bool = False  # serve /_autorag/events and /_autorag/script (tests)
     never_unload: tuple[str, ...] = ()  # tests only: models that ignore keep_alive 0 (a stuck runner)
+    prompt_cache: bool = True  # llama.cpp slots keep their evaluated prefix, as Ollama's do (False: every
+    # request evaluates its whole prompt, so an answer depends on the request alone: tests comparing answers)
 
     @cached_property
     def offered(self) -> Catalogue:
@@ -183,6 +185,17 @@ def _seconds(value: Any) -> float:
     return seconds
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _bytes(value: Any) -> int:
     if isinstance(value, (int, float)):
         return int(value)
@@ -203,6 +216,7 @@ _ENV = {
     "load_delay": ("AUTORAG_LOCALSERVE_LOAD_DELAY", _seconds),
     "vram_bytes": ("AUTORAG_LOCALSERVE_VRAM", _bytes),
     "unload_delay": ("AUTORAG_LOCALSERVE_UNLOAD_DELAY", _seconds),
+    "prompt_cache": ("AUTORAG_LOCALSERVE_PROMPT_CACHE", _flag),
 }
 
 

@@ -317,7 +317,9 @@ class Scheduler:
             self._backends[backend_name] = await asyncio.to_thread(create_backend, backend_name)
         parallel = self._parallel(spec)
         started = perf_counter()
-        runner = await asyncio.to_thread(self._backends[backend_name].load, LoadSpec(spec, options, parallel))
+        runner = await asyncio.to_thread(
+            self._backends[backend_name].load, LoadSpec(spec, options, parallel, self.config.prompt_cache)
+        )
         if config.load_delay:
             await asyncio.sleep(config.load_delay)
         load_duration = perf_counter() - started

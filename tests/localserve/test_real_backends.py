@@ -209,7 +209,10 @@ def test_a_changed_num_ctx_reloads_the_model(server, http):
     assert [e["cause"] for e in server.events(kind="unload")] == ["reload"]
 
 
-def test_streamed_chat_and_generate_match_the_whole_answers(http):
+def test_streamed_chat_and_generate_match_the_whole_answers(local_ollama_factory):
+    # the prompt cache off: each answer is evaluated from scratch, so equal requests give equal answers
+    server = local_ollama_factory(pulled=[LLM], num_parallel=1, prompt_cache=False)
+    http = httpx.Client(base_url=server.url, timeout=120)
     options = {**OPTIONS, "num_predict": 24}
     body = {**chat_body(LLM, "Name three colours."), "options": options}
     *chunks, final = ndjson(http.post("/api/chat", json={**body, "stream": True}))
@@ -238,7 +241,7 @@ def test_a_prompt_longer_than_the_context_is_cut_silently(http):
 
 
 def test_parallel_slots_answer_concurrent_requests_as_if_each_ran_alone(local_ollama_factory):
-    server = local_ollama_factory(pulled=[LLM], num_parallel=2)
+    server = local_ollama_factory(pulled=[LLM], num_parallel=2, prompt_cache=False)
     options = {**OPTIONS, "num_predict": 16}
     bodies = [{**chat_body(LLM, question), "options": options} for question in ("Name a fruit.", "Name a city.")]
     together = [r.json()["message"]["content"] for r in post_concurrently(server.url, "/api/chat", bodies)]
@@ -313,3 +316,11 @@ def test_the_project_client_gets_validated_answers_and_vectors_from_the_real_mod
         project.evict()
         assert [m.name for m in project.ps()] == [ALL_MINILM.name]
     assert [e["num_ctx"] for e in server.events(kind="load", model=LLM)] == [1024]
+
+
+def test_with_the_prompt_cache_a_repeated_prompt_is_answered_and_counted_whole(server, http):
+    body = {**chat_body(LLM, "Name three colours."), "options": {**OPTIONS, "num_predict": 16}}
+    first, again = (http.post("/api/chat", json=body).json() for _ in range(2))
+    # the second request reuses the slot's evaluated prompt; the count is still the whole prompt's
+    assert again["prompt_eval_count"] == first["prompt_eval_count"] > 0
+    assert again["message"]["content"] and again["eval_count"] > 0

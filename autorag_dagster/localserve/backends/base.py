@@ -27,6 +27,7 @@ class LoadSpec:
     model: ModelSpec
     options: RunnerOptions  # num_ctx already clamped to the model's trained context
     parallel: int
+    prompt_cache: bool = True  # a slot reuses the prefix it already evaluated (Ollama's prompt cache)
 
     @property
     def num_ctx(self) -> int:

@@ -7,9 +7,14 @@
 - ``format`` becomes a grammar: a JSON schema constrains the answer to that schema, ``"json"``
   to any JSON object. Embedding is not offered (a 400 says so).
 - Sampling options default to Ollama's (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1).
-- Every request evaluates its whole prompt, so at temperature 0 an answer depends only on the
-  request, not on the slot or on what that slot ran before (a reused prefix is evaluated in
-  other batch shapes, which changes the floating-point results and so the argmax).
+- As Ollama's runner does, a request goes to the free slot whose last prompt shares the longest
+  prefix with its own, and only the rest of the prompt is evaluated: the instructions and worked
+  example every request of a stage repeats, and the whole conversation a re-ask repeats, are
+  evaluated once per slot. (The cached prefix was evaluated in other batch shapes, so at
+  temperature 0 an answer can differ in rare near-ties from one evaluated from scratch, as with
+  Ollama; ``prompt_eval_count`` still counts the whole prompt.) With the server's
+  ``prompt_cache`` off, every request evaluates its whole prompt and its answer depends on the
+  request alone.
 - Token counts are llama.cpp's; the prompt-eval time is llama.cpp's, the eval time the rest of
   the generation (sampling included, as Ollama counts it).
 - llama.cpp contexts are not thread-safe: each slot has its own, created when concurrent
@@ -104,6 +109,17 @@ def _grammar(schema: str) -> LlamaGrammar:
     return LlamaGrammar.from_json_schema(schema, verbose=False)
 
 
+def _shared_prefix(llama: Llama, tokens: Sequence[int]) -> int:
+    """How many leading ``tokens`` the context has already evaluated."""
+    held = llama.input_ids[: llama.n_tokens]
+    count = 0
+    for a, b in zip(held, tokens):
+        if int(a) != b:
+            break
+        count += 1
+    return count
+
+
 class LlamaCppBackend:
     def load(self, spec: LoadSpec) -> LlamaCppRunner:
         return LlamaCppRunner(spec)
@@ -116,6 +132,7 @@ class LlamaCppRunner:
         options = spec.options
         threads = options.num_thread if options.num_thread > 0 else 1
         self.name = spec.model.name
+        self._prompt_cache = spec.prompt_cache
         self._growth = RssGrowth()
         self._settings = dict(
             model_path=str(spec.model.weights),
@@ -149,9 +166,13 @@ class LlamaCppRunner:
         return runner_memory(self._growth, reported, "weights_bytes_reported")
 
     @contextmanager
-    def _slot(self) -> Iterator[Llama]:
+    def _slot(self, tokens: Sequence[int] = ()) -> Iterator[Llama]:
+        """The free context whose evaluated tokens share the longest prefix with ``tokens``."""
         with self._lock:
-            llama = self._free.pop() if self._free else None
+            llama = None
+            if self._free:
+                llama = max(self._free, key=lambda ctx: _shared_prefix(ctx, tokens))
+                self._free.remove(llama)
         if llama is None:
             llama = self._new_context()
             with self._lock:
@@ -166,11 +187,14 @@ class LlamaCppRunner:
         options = {**OLLAMA_SAMPLING_DEFAULTS, **request.options}
         num_predict, seed = options.get("num_predict", -1), options.get("seed", -1)
         schema = ANY_OBJECT if request.format == "json" else request.format
-        with self._slot() as llama:
-            n_ctx = llama.n_ctx()
-            room = min(num_predict if num_predict > 0 else n_ctx // 4, n_ctx // 2)
-            prompt, rendered = self._prompt(llama, request.messages, n_ctx - max(room, 1))
-            llama.reset()  # evaluate the whole prompt: reusing a cached prefix changes the numerics
+        first = self._contexts[0]  # tokenizing reads the vocabulary only: any context will do
+        n_ctx = first.n_ctx()
+        room = min(num_predict if num_predict > 0 else n_ctx // 4, n_ctx // 2)
+        prompt, rendered = self._prompt(first, request.messages, n_ctx - max(room, 1))
+        with self._slot(prompt if self._prompt_cache else ()) as llama:
+            if not self._prompt_cache:
+                llama.reset()  # evaluate the whole prompt
+            # otherwise create_completion evaluates only what follows the prefix this context holds
             llama_cpp.llama_perf_context_reset(llama.ctx)
             started = perf_counter()
             result = llama.create_completion(
