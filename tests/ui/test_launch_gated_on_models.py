@@ -11,8 +11,8 @@ import pytest
 from autorag_dagster.defs.resources import OllamaResource
 from autorag_dagster.defs.sensors import ollama_readiness_skip_reason
 from autorag_dagster.localserve import LocalServer
-from tests.support.dagster_dev import DagsterDev, wait_for
-from tests.ui.test_run_launched_from_graphql import ADD_PARTITION, FINISHED, LAUNCH, RUN_STATUS
+from tests.support.dagster_dev import DagsterDev
+from tests.ui.test_run_launched_from_graphql import launch_file_run, wait_for_run
 
 FILE_KEY = "gated.wav"
 LLM = "gemma4:latest"
@@ -57,25 +57,8 @@ def test_a_run_launched_from_the_ui_without_the_llm_fails_before_the_speech_step
     from tests.support.speech import TWO_SPEAKERS, synthesize
 
     synthesize(TWO_SPEAKERS[:2], dagster_dev.audio_dir / FILE_KEY)
-    selector = dagster_dev.selector()
-    added = dagster_dev.graphql(ADD_PARTITION, selector=selector, key=FILE_KEY)["addDynamicPartition"]
-    assert added["__typename"] == "AddDynamicPartitionSuccess", added
-    params = {
-        "selector": {**selector, "pipelineName": "process_audio"},
-        "mode": "default",
-        "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": FILE_KEY}]},
-    }
-    launched = dagster_dev.graphql(LAUNCH, params=params)["launchPipelineExecution"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-
-    def finished() -> str | None:
-        dagster_dev.check_alive()
-        status = dagster_dev.graphql(RUN_STATUS, runId=run_id)["runOrError"]["status"]
-        return status if status in FINISHED else None
-
-    assert wait_for(finished, f"the end of run {run_id}", GATE_TIMEOUT_S) == "FAILURE"
+    run_id = launch_file_run(dagster_dev, FILE_KEY)
+    assert wait_for_run(dagster_dev, run_id, GATE_TIMEOUT_S) == "FAILURE"
     events = dagster_dev.graphql(EVENTS, runId=run_id)["logsForRun"]["events"]
     started = {e["stepKey"] for e in events if e.get("eventType") == "STEP_START"}
     assert not started & {"transcript", "diarization", "topic_tree"}, started

@@ -115,30 +115,40 @@ def step_spans(events: list[dict]) -> dict[str, tuple[float, float]]:
     return {step: (starts[step], ends[step]) for step in starts if step in ends}
 
 
-@pytest.fixture(scope="module")
-def launched_run(dagster_dev: DagsterDev, ollama_server: LocalServer, tmp_path_factory) -> dict:
-    """One file through the whole job, launched over GraphQL; its status and events once it finished."""
-    synthesize(SCRIPT, dagster_dev.audio_dir / FILE_KEY)
-    script_answers(ollama_server)
+def launch_file_run(dagster_dev: DagsterDev, key: str) -> str:
+    """Add ``key``'s partition and launch process_audio for it, as the UI does; the run's id."""
     selector = dagster_dev.selector()
-    added = dagster_dev.graphql(ADD_PARTITION, selector=selector, key=FILE_KEY)["addDynamicPartition"]
+    added = dagster_dev.graphql(ADD_PARTITION, selector=selector, key=key)["addDynamicPartition"]
     assert added["__typename"] == "AddDynamicPartitionSuccess", added
     params = {
         "selector": {**selector, "pipelineName": "process_audio"},
         "mode": "default",
         "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": FILE_KEY}]},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": key}]},
     }
     launched = dagster_dev.graphql(LAUNCH, params=params)["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    return launched["run"]["runId"]
+
+
+def wait_for_run(dagster_dev: DagsterDev, run_id: str, timeout: float) -> str:
+    """The run's final status (SUCCESS, FAILURE or CANCELED), polled over GraphQL."""
 
     def finished() -> str | None:
         dagster_dev.check_alive()
         status = dagster_dev.graphql(RUN_STATUS, runId=run_id)["runOrError"]["status"]
         return status if status in FINISHED else None
 
-    status = wait_for(finished, f"the end of run {run_id}", RUN_TIMEOUT_S)
+    return wait_for(finished, f"the end of run {run_id}", timeout)
+
+
+@pytest.fixture(scope="module")
+def launched_run(dagster_dev: DagsterDev, ollama_server: LocalServer, tmp_path_factory) -> dict:
+    """One file through the whole job, launched over GraphQL; its status and events once it finished."""
+    synthesize(SCRIPT, dagster_dev.audio_dir / FILE_KEY)
+    script_answers(ollama_server)
+    run_id = launch_file_run(dagster_dev, FILE_KEY)
+    status = wait_for_run(dagster_dev, run_id, RUN_TIMEOUT_S)
     return {"run_id": run_id, "status": status, "events": run_events(dagster_dev, run_id)}
 
 
