@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.dagster_dev import DagsterDev, wait_for
 
 ASSET_PARENTS = {
@@ -29,16 +30,6 @@ ASSET_CHECKS = {
     "embeddings": {"embeddings_rows_valid"},
     "viz": {"viz_page_complete"},
 }
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAGE_TIMEOUT_MS = 90_000
 
 REPOSITORY_QUERY = """
@@ -154,7 +145,7 @@ def test_started_audio_sensor_runs_and_is_evaluated_by_the_daemon(dagster_dev):
 def test_asset_page_renders_in_chromium(dagster_dev, tmp_path):
     screenshot = tmp_path / "topic_tree.png"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(f"{dagster_dev.url}/assets/topic_tree", wait_until="domcontentloaded", timeout=PAGE_TIMEOUT_MS)

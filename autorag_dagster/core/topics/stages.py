@@ -214,42 +214,30 @@ def boundaries(
 
     Repair: spans shorter than ``min_len`` are merged away; a boundary without a change of speaker
     needs ``monologue_factor`` times that, unless the lexical segmentation chose it too."""
-    starts, source, lexical = _starts(
-        run, ctx, lo, hi, level=level, min_len=min_len, max_topics=max_topics, node=node, num_ctx=num_ctx
-    )
-    strong = set(lexical)
-    return tile(
-        starts,
-        lo,
-        hi,
-        min_len=min_len,
-        needs_more=lambda t: t not in strong and ctx.weak(t),
-        factor=ctx.config.monologue_factor,
-    ), source
 
+    def tiled(starts: list[float], source: str) -> tuple[list[Span], str]:
+        strong = set(lexical)
+        spans = tile(
+            starts,
+            lo,
+            hi,
+            min_len=min_len,
+            needs_more=lambda t: t not in strong and ctx.weak(t),
+            factor=ctx.config.monologue_factor,
+        )
+        return spans, source
 
-def _starts(
-    run: StageRunner,
-    ctx: FileContext,
-    lo: float,
-    hi: float,
-    *,
-    level: int,
-    min_len: float,
-    max_topics: int,
-    node: str | None,
-    num_ctx: int | None,
-) -> tuple[list[float], str, list[float]]:
     stage = "level1" if level == 1 else "level2"
     found = boundary_candidates(ctx, lo, hi, min_len=min_len)
     threshold = ctx.cohesion.cutoff(lo, hi)
     lexical = choose(found, lo, hi, min_len=min_len, max_topics=max_topics, threshold=threshold)
+
     if ctx.config.keep_strong_changes:
         # a model not trusted to merge strong changes is not offered weak ones either
         found = [c for c in found if c.depth >= threshold]
     max_changes = min(max_topics - 1, len(found))
     if not found or max_changes < 1:
-        return lexical, "lexical", lexical
+        return tiled(lexical, "lexical")
     messages = prompts.boundary_messages(
         candidate_views(ctx, found, threshold),
         level=level,
@@ -279,9 +267,9 @@ def _starts(
         chosen += [c for c in found if c.time in kept and c not in chosen]
         # too close together: the kept ones first, then the deeper one wins, as in the lexical choice
         starts = choose(chosen, lo, hi, min_len=min_len, max_topics=max_topics, threshold=0.0, fixed=kept)
-        return starts, "llm", lexical
+        return tiled(starts, "llm")
     run.fallback(stage, node, answer.problems)
-    return lexical, "lexical", lexical
+    return tiled(lexical, "lexical")
 
 
 def level1(run: StageRunner, ctx: FileContext) -> list[TopicNode]:

@@ -12,19 +12,9 @@ from autorag_dagster.core.checks import check_viz_page
 from autorag_dagster.core.types import SpeakerTranscript, TopicNode, TopicTree, Utterance
 from autorag_dagster.core.viz import page_relpath, render_page, write_index, write_page, write_preview_png
 from tests.core.test_checks import PUNCTUATED_TITLES, punctuated
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.search_corpus import build_file
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=2">'
 
