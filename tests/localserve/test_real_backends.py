@@ -324,3 +324,53 @@ def test_with_the_prompt_cache_a_repeated_prompt_is_answered_and_counted_whole(s
     # the second request reuses the slot's evaluated prompt; the count is still the whole prompt's
     assert again["prompt_eval_count"] == first["prompt_eval_count"] > 0
     assert again["message"]["content"] and again["eval_count"] > 0
+
+
+class Note(BaseModel):
+    title: str = Field(max_length=40)
+    keep: list[Literal[1, 2, 3, 4]]
+    summary: str = Field(max_length=160)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The village garden grows tomatoes and beans; volunteers water it every morning.",
+        "Now the market: fish prices rose after the storm and the baker opened a second stall.",
+    ],
+)
+def test_greedy_answers_with_the_grammar_checked_last_equal_those_with_the_grammar_applied_first(text):
+    """At temperature 0 the grammar is asked about the best token alone; where it refuses that token
+    the whole vocabulary is constrained. The answer is llama-cpp-python's own, token for token."""
+    from llama_cpp import Llama
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    from autorag_dagster.localserve.backends.llama_cpp import GrammarLastGreedy, GreedyGrammarLastLlama
+
+    settings = dict(model_path=str(GGUF), n_ctx=512, n_threads=1, n_threads_batch=1, verbose=False)
+    grammar = LlamaGrammar.from_json_schema(json.dumps(Note.model_json_schema()), verbose=False)
+    prompt = f"<|im_start|>user\nDescribe in JSON: {text}<|im_end|>\n<|im_start|>assistant\n"
+    options = dict(max_tokens=96, temperature=0, repeat_penalty=1.1, grammar=grammar)
+    first, last = Llama(**settings), GreedyGrammarLastLlama(**settings)
+    try:
+        expected = first.create_completion(prompt, **options)
+        samplers: list[GrammarLastGreedy] = []
+        init = last._init_sampler
+
+        def keep(**kwargs):
+            samplers.append(init(**kwargs))
+            return samplers[-1]
+
+        last._init_sampler = keep
+        got = last.create_completion(prompt, **options)
+    finally:
+        first.close()
+        last.close()
+    assert got["choices"][0]["text"] == expected["choices"][0]["text"]
+    assert got["usage"] == expected["usage"]
+    Note.model_validate_json(got["choices"][0]["text"])  # a complete answer of the schema
+    (sampler,) = samplers
+    assert isinstance(sampler, GrammarLastGreedy)
+    steps = got["usage"]["completion_tokens"]
+    # both paths ran: most steps needed the grammar only for the chosen token, some needed all of it
+    assert 0 < sampler.full_checks < steps / 2, (sampler.full_checks, steps)

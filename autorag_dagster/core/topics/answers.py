@@ -151,15 +151,20 @@ def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(said[i : i + n]) for i in range(len(said) - n + 1)}
 
 
+_REPORTING = frozenset(content_terms("speaker speakers talk talks say says said discuss mention explain ask describe"))
+"""Words any summary may use to say who speaks about what: a pair of them ("the speaker talks")
+follows the instructions' form without copying their content."""
+
+
 def _term_pairs(text: str) -> set[tuple[str, str]]:
     terms = content_terms(text)
-    return set(zip(terms, terms[1:]))
+    return {(a, b) for a, b in zip(terms, terms[1:]) if not (a in _REPORTING and b in _REPORTING)}
 
 
 def copies_prompt(text: str, scaffold: str, span_text: str, n: int) -> bool:
     """Whether ``text`` repeats ``n`` consecutive words of the prompt's own text (instructions, worked
     example), or two of its content words in a row ("roof repairs"), that the span's transcript
-    does not contain."""
+    does not contain. Two reporting words in a row ("the speaker talks about") are not a copy."""
     if not scaffold:
         return False
     if (_term_pairs(text) & _term_pairs(scaffold)) - _term_pairs(span_text):
@@ -182,6 +187,9 @@ def title_problems(title: str, span_text: str, scaffold: str = "") -> list[str]:
         problems.append("the title copies the first words of the transcript instead of naming the subject")
     if copies_prompt(title, scaffold, span_text, 3):
         problems.append("the title repeats the instructions or the example instead of naming the subject")
+    terms = content_terms(title)
+    if len(set(terms)) < len(terms):
+        problems.append("the title repeats its words: name the subject once")
     if _PRONOUN_START.match(title):
         problems.append("the title is a sentence about the speakers: name the subject instead")
     elif len(_WORD.findall(title)) > MAX_TITLE_WORDS:

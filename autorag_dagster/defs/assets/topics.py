@@ -35,7 +35,7 @@ def stats_metadata(stats: TopicStats) -> dict:
     }
 
 
-@per_file_asset(group="topics", code_version="topic-tree-3", kinds={"ollama"}, gpu=True)
+@per_file_asset(group="topics", code_version="topic-tree-4", kinds={"ollama"}, gpu=True)
 def topic_tree(
     context: AssetExecutionContext,
     speaker_transcript: dict[str, SpeakerTranscript],

@@ -7,6 +7,8 @@
 - ``format`` becomes a grammar: a JSON schema constrains the answer to that schema, ``"json"``
   to any JSON object. Embedding is not offered (a 400 says so).
 - Sampling options default to Ollama's (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1).
+  At temperature 0 with a ``format``, the grammar is checked last (``GrammarLastGreedy``): the
+  same answer, without constraining the whole vocabulary at every step.
 - As Ollama's runner does, a request goes to the free slot whose last prompt shares the longest
   prefix with its own, and only the rest of the prompt is evaluated: the instructions and worked
   example every request of a stage repeats, and the whole conversation a re-ask repeats, are
@@ -25,8 +27,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import threading
+import weakref
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from functools import lru_cache
@@ -35,6 +40,7 @@ from time import perf_counter
 from typing import Any
 
 import llama_cpp
+import numpy as np
 from llama_cpp import Llama
 from llama_cpp._internals import LlamaModel  # what Llama loads with; alone it reads metadata only
 from llama_cpp.llama_chat_format import ChatFormatterResponse, Jinja2ChatFormatter
@@ -120,6 +126,96 @@ def _shared_prefix(llama: Llama, tokens: Sequence[int]) -> int:
     return count
 
 
+class GrammarLastGreedy:
+    """Greedy decoding under a grammar, the grammar checked last, as llama.cpp's own common sampler does.
+
+    llama-cpp-python's chain applies the grammar to every token of the vocabulary (49k for
+    smollm2) before picking one, at every step. At temperature 0 the best token is picked
+    anyway, so this picks the best token first and asks the grammar about that token alone;
+    only when the grammar rejects it is the whole vocabulary constrained and the best allowed
+    token picked. The answer is the same token for token (the argmax of the constrained
+    logits is the unconstrained argmax whenever that one is allowed); most steps skip the
+    expensive part. The repeat, frequency and presence penalties are applied as llama.cpp's
+    penalties sampler applies them (to the tokens of the last ``last_n`` generated), on those
+    tokens only rather than by a search over the vocabulary.
+    """
+
+    def __init__(
+        self, model: LlamaModel, grammar: LlamaGrammar, *, last_n: int, repeat: float, frequency: float, presence: float
+    ) -> None:
+        self._n_vocab = model.n_vocab()
+        self._grammar = llama_cpp.llama_sampler_init_grammar(
+            model.vocab, grammar._grammar.encode(), grammar._root.encode()
+        )
+        self._free = weakref.finalize(self, llama_cpp.llama_sampler_free, self._grammar)
+        self._last_n, self._repeat, self._frequency, self._presence = last_n, repeat, frequency, presence
+        self._history: deque[int] = deque(maxlen=max(last_n, 0))
+        self._all = (llama_cpp.llama_token_data * self._n_vocab)()
+        self._all_view = np.ctypeslib.as_array(self._all)
+        self._all_view["id"] = np.arange(self._n_vocab, dtype=np.int32)
+        self._one = (llama_cpp.llama_token_data * 1)()
+        self.full_checks = 0
+        """Steps where the grammar rejected the best token and constrained the whole vocabulary."""
+
+    def _penalise(self, logits: np.ndarray) -> None:
+        if not self._history or (self._repeat == 1.0 and self._frequency == 0.0 and self._presence == 0.0):
+            return
+        tokens, counts = np.unique(np.fromiter(self._history, dtype=np.int64), return_counts=True)
+        values = logits[tokens]
+        values = np.where(values <= 0, values * np.float32(self._repeat), values / np.float32(self._repeat))
+        values -= counts.astype(np.float32) * np.float32(self._frequency) + np.float32(self._presence)
+        logits[tokens] = values
+
+    def _allowed(self, token: int, logit: float) -> bool:
+        self._one[0].id, self._one[0].logit, self._one[0].p = token, logit, 0.0
+        single = llama_cpp.llama_token_data_array(data=self._one, size=1, selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(single))
+        return bool(np.isfinite(self._one[0].logit))
+
+    def sample(self, ctx: Any, idx: int = -1) -> int:
+        """The next token from the logits of output ``idx`` of ``ctx`` (an ``_internals.LlamaContext``)."""
+        raw = llama_cpp.llama_get_logits_ith(ctx.ctx, idx)
+        logits = np.ctypeslib.as_array(raw, shape=(self._n_vocab,)).copy()
+        self._penalise(logits)
+        token = int(np.argmax(logits))
+        if not self._allowed(token, float(logits[token])):
+            self.full_checks += 1
+            self._all_view["logit"] = logits
+            self._all_view["p"] = 0.0
+            every = llama_cpp.llama_token_data_array(data=self._all, size=self._n_vocab, selected=-1, sorted=False)
+            llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(every))
+            token = int(np.argmax(self._all_view["logit"]))
+        llama_cpp.llama_sampler_accept(self._grammar, token)
+        if self._history.maxlen:
+            self._history.append(token)
+        return token
+
+    def close(self) -> None:
+        self._free()
+
+
+class GreedyGrammarLastLlama(Llama):
+    """``Llama`` whose greedy grammar-constrained sampling checks the grammar last (see ``GrammarLastGreedy``)."""
+
+    def _init_sampler(self, **options: Any) -> Any:
+        grammar = options.get("grammar")
+        if (
+            grammar is None
+            or options.get("temp", 0.8) != 0.0
+            or options.get("mirostat_mode", 0)
+            or options.get("logits_processor") is not None
+        ):
+            return super()._init_sampler(**options)
+        return GrammarLastGreedy(
+            self._model,
+            grammar,
+            last_n=self.last_n_tokens_size,
+            repeat=options.get("repeat_penalty", 1.0),
+            frequency=options.get("frequency_penalty", 0.0),
+            presence=options.get("presence_penalty", 0.0),
+        )
+
+
 class LlamaCppBackend:
     def load(self, spec: LoadSpec) -> LlamaCppRunner:
         return LlamaCppRunner(spec)
@@ -157,7 +253,7 @@ class LlamaCppRunner:
 
     def _new_context(self) -> Llama:
         with self._growth.measure():
-            return Llama(**self._settings)
+            return GreedyGrammarLastLlama(**self._settings)
 
     def memory(self) -> Memory:
         """The process's RSS growth while each slot's context loaded; llama.cpp's tensor bytes beside it."""

@@ -52,6 +52,7 @@ def test_titles_that_echo_the_prompt_or_copy_the_first_words_are_rejected():
     assert any("not from the transcript" in p for p in title_problems("Budget, economy and jobs", SPAN))
     assert any("a sentence" in p for p in title_problems("We plan the budget", SPAN))
     assert title_problems("", SPAN) == ["the title is empty"]
+    assert title_problems("Budget pipes budget dollars", SPAN) == ["the title repeats its words: name the subject once"]
     assert any("heading" in p for p in echo_problems("Speaker 1 at 00:00 talks", "summary"))
     assert any("label of the prompt" in p for p in echo_problems("speakers: Speaker 1, Speaker 2", "summary"))
     assert any("instructions" in p for p in echo_problems("Two to six words in sentence case", "title"))
@@ -67,6 +68,13 @@ def test_summaries_that_copy_the_opening_or_echo_are_rejected():
         "the summary copies the first words of the transcript"
     ]
     assert summary_problems("Speaker 2 at 01:01: the budget", SPAN)
+    # the worked example's form with the part's own subject is not an echo; its subject is
+    scaffold = summary_scaffold()
+    assert summary_problems("Speaker 1 says the budget has four thousand dollars left.", SPAN, scaffold) == []
+    assert summary_problems("The speaker talks about the budget and the irrigation pipes.", SPAN, scaffold) == []
+    assert summary_problems("Speaker 1 says the library closes in June for the budget.", SPAN, scaffold) == [
+        "the summary repeats the instructions or the example"
+    ]
     titles, summaries = naming_problems("Budget", "The budget.", SPAN)
     assert titles == [] and summaries == []
 
