@@ -59,6 +59,24 @@ POOLS = {
 RUNS = {"maxConcurrentRuns": "max_concurrent_runs", "tagConcurrencyLimits": "tag_concurrency_limits"}
 
 
+# The properties of a code location (``UserDeployment``) in the chart's values schema
+# (charts/dagster-user-deployments/values.schema.json).
+USER_DEPLOYMENT = {
+    "name", "image", "dagsterApiGrpcArgs", "codeServerArgs", "includeConfigInLaunchedRuns", "port", "env",
+    "envConfigMaps", "envSecrets", "annotations", "nodeSelector", "affinity", "tolerations", "podSecurityContext",
+    "securityContext", "resources", "livenessProbe", "readinessProbe", "startupProbe", "labels", "volumeMounts",
+    "volumes", "schedulerName", "initContainers", "sidecarContainers",
+}  # fmt: skip
+# Values keys whose items the chart's schema types as these Kubernetes definitions.
+KUBERNETES_TYPED = {
+    "env": "io.k8s.api.core.v1.EnvVar",
+    "envConfigMaps": "io.k8s.api.core.v1.ConfigMapEnvSource",
+    "envSecrets": "io.k8s.api.core.v1.SecretEnvSource",
+    "volumes": "io.k8s.api.core.v1.Volume",
+    "volumeMounts": "io.k8s.api.core.v1.VolumeMount",
+}
+
+
 class UnknownValue(ValueError):
     """A values key that the chart's templates do not read."""
 
@@ -67,6 +85,16 @@ def _known(section: dict, known: set[str] | dict, where: str) -> None:
     unknown = set(section) - set(known)
     if unknown:
         raise UnknownValue(f"{where}: the chart reads no {sorted(unknown)}")
+
+
+def user_deployments(values: dict) -> list[dict]:
+    deployments = values["dagster-user-deployments"]["deployments"]
+    for deployment in deployments:
+        _known(deployment, USER_DEPLOYMENT, f"dagster-user-deployments.deployments[{deployment.get('name')}]")
+        missing = {"name", "image", "port"} - set(deployment)
+        if missing:
+            raise UnknownValue(f"deployment {deployment.get('name')}: the chart requires {sorted(missing)}")
+    return deployments
 
 
 def image_name(image: dict) -> str:

@@ -10,8 +10,10 @@ import re
 import sys
 from pathlib import Path
 
+import jsonschema
 import kubernetes
 import kubernetes_validate
+import kubernetes_validate.utils
 import pytest
 import yaml
 from dagster import DagsterInstance
@@ -24,6 +26,7 @@ from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
 from dagster._core.test_utils import create_run_for_test, instance_for_test
 from dagster_k8s import K8sRunLauncher
 from dagster_shared.check import CheckError
+from referencing import Registry, Resource
 
 from tests.deploy import chart
 
@@ -150,6 +153,25 @@ def gpu_protocol_problems(job: dict) -> list[str]:
     return problems
 
 
+def kubernetes_type(definition: str, version: str = KUBERNETES_VERSIONS[-1]) -> jsonschema.Validator:
+    """A validator for one Kubernetes definition (``io.k8s.api.core.v1.Volume``, ...), as the chart's
+    values schema refers to them, from the strict schemas kubernetes-validate ships."""
+    folder = f"kubernetes-json-schema/v{version}-local-strict"
+    definitions = kubernetes_validate.utils.schema_contents(f"{folder}/_definitions.json", version)
+    registry = Resource.from_contents(definitions) @ Registry()
+    return jsonschema.Draft202012Validator({"$ref": f"{definitions['$id']}#/$defs/{definition}"}, registry=registry)
+
+
+def check_chart_values(values: dict) -> None:
+    """The code location and the webserver: the keys the chart knows, and every Kubernetes-typed list
+    item valid as its Kubernetes definition."""
+    sections = [*chart.user_deployments(values), values["dagsterWebserver"]]
+    for section in sections:
+        for key, definition in chart.KUBERNETES_TYPED.items():
+            for item in section.get(key, []):
+                kubernetes_type(definition).validate(item)
+
+
 def ollama_pod_labels() -> dict:
     return manifest("DaemonSet", "ollama")["spec"]["template"]["metadata"]["labels"]
 
@@ -221,6 +243,30 @@ def test_a_broken_instance_value_is_rejected(values, tmp_path, path, broken):
     (home / "dagster.yaml").write_text(yaml.safe_dump(chart.instance(values)))
     with pytest.raises((DagsterInvalidConfigError, CheckError)):
         dagster_instance_config(str(home))
+
+
+def test_the_code_location_and_webserver_values_pass_the_charts_types(values):
+    check_chart_values(values)
+    (deployment,) = chart.user_deployments(values)
+    assert deployment["codeServerArgs"] == ["-m", "autorag_dagster.definitions"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error"),
+    [
+        (
+            lambda d: d["volumes"][0].update(persistentVolumeClaim={"claim": "autorag-audio"}),
+            jsonschema.ValidationError,
+        ),
+        (lambda d: d["volumeMounts"][0].update(mountPath=None, readOnly="yes"), jsonschema.ValidationError),
+        (lambda d: d.update(envConfigMap=d.pop("envConfigMaps")), chart.UnknownValue),
+        (lambda d: d.pop("port"), chart.UnknownValue),
+    ],
+)
+def test_broken_code_location_values_are_rejected(values, mutate, error):
+    mutate(values["dagster-user-deployments"]["deployments"][0])
+    with pytest.raises(error):
+        check_chart_values(values)
 
 
 def test_a_values_key_the_chart_does_not_read_is_rejected(values):
@@ -298,7 +344,6 @@ def test_the_postgres_settings_come_with_the_instance(values):
 def test_runs_take_their_settings_from_the_run_launcher_only(values):
     (deployment,) = values["dagster-user-deployments"]["deployments"]
     assert deployment["includeConfigInLaunchedRuns"] == {"enabled": False}
-    assert deployment["dagsterApiGrpcArgs"] == ["-m", "autorag_dagster.definitions"]
     # The code server asks any node's Ollama; the run pods their own node's.
     overrides = {env["name"]: env["value"] for env in deployment["env"]}
     assert overrides["AUTORAG_OLLAMA_BASE_URL"] == "http://ollama:11434"
