@@ -383,3 +383,21 @@ def test_time_slicing_gives_each_gpu_to_exactly_ollama_and_one_run(values):
         "name": "nvidia.com/gpu",
         "replicas": run_gpus + int(ollama["resources"]["limits"]["nvidia.com/gpu"]),
     }
+
+
+def test_the_guide_installs_every_file_with_the_projects_chart_version():
+    import dagster
+
+    guide = (ROOT / "docs" / "scale-out.md").read_text()
+    (block,) = re.findall(r"## Installing\n.*?```bash\n(.*?)```", guide, re.DOTALL)
+    applied = set(re.findall(r"-f deploy/k8s/([\w.-]+\.yaml)", block))
+    assert applied == {path.name for path in K8S.glob("*.yaml")}
+    for text in (block, VALUES.read_text()):
+        (version,) = set(re.findall(r"helm upgrade --install .*--version (\S+)", text))
+        assert version == dagster.__version__
+    secret = re.search(r"create secret generic autorag-secrets (.*)", block)[1]
+    assert set(re.findall(r"--from-literal=(\w+)=", secret)) == SECRET_SETTINGS
+    postgres = re.search(rf"create secret generic {chart.POSTGRES_SECRET} (.*)", block)[1]
+    assert "--from-literal=postgresql-password=" in postgres
+    for path in K8S.glob("*.yaml"):
+        assert f"`{path.name}`" in guide, f"docs/scale-out.md does not describe {path.name}"
