@@ -59,6 +59,14 @@ POOLS = {
 RUNS = {"maxConcurrentRuns": "max_concurrent_runs", "tagConcurrencyLimits": "tag_concurrency_limits"}
 
 
+# The top-level properties of the chart's values schema (helm/dagster/values.schema.json, with
+# ``concurrency`` from the chart's schema/charts/dagster/subschema/concurrency.py).
+TOP_LEVEL = {
+    "dagsterWebserver", "dagster-user-deployments", "postgresql", "generatePostgresqlPasswordSecret",
+    "generateCeleryConfigSecret", "rabbitmq", "redis", "flower", "ingress", "imagePullSecrets",
+    "computeLogManager", "scheduler", "runLauncher", "pythonLogs", "dagsterDaemon", "busybox", "migrate",
+    "telemetry", "serviceAccount", "global", "retention", "additionalInstanceConfig", "concurrency",
+}  # fmt: skip
 # The properties of a code location (``UserDeployment``) in the chart's values schema
 # (charts/dagster-user-deployments/values.schema.json).
 USER_DEPLOYMENT = {
@@ -149,6 +157,7 @@ def concurrency(values: dict) -> dict:
 
 def instance(values: dict) -> dict:
     """The ``dagster.yaml`` that the chart's ConfigMap ``<release>-dagster-instance`` holds."""
+    _known(values, TOP_LEVEL, "values")
     postgres = values["postgresql"]
     postgres_config = {
         "postgres_db": {

@@ -269,11 +269,18 @@ def test_broken_code_location_values_are_rejected(values, mutate, error):
         check_chart_values(values)
 
 
-def test_a_values_key_the_chart_does_not_read_is_rejected(values):
-    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    launcher["envConfigMap"] = launcher.pop("envConfigMaps")
-    with pytest.raises(chart.UnknownValue, match="envConfigMap"):
-        chart.run_launcher(values)
+@pytest.mark.parametrize(
+    ("mutate", "wrong"),
+    [
+        (lambda v: v["runLauncher"]["config"]["k8sRunLauncher"].update(envConfigMap=[]), "envConfigMap"),
+        (lambda v: v.update(dagsterWebServer=v.pop("dagsterWebserver")), "dagsterWebServer"),
+        (lambda v: v["concurrency"]["pools"].update(limit=4), "limit"),
+    ],
+)
+def test_a_values_key_the_chart_does_not_read_is_rejected(values, mutate, wrong):
+    mutate(values)
+    with pytest.raises(chart.UnknownValue, match=wrong):
+        chart.instance(values)
 
 
 def test_the_run_pod_holds_one_gpu_next_to_its_nodes_ollama(values, kubeconfig):
