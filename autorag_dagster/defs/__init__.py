@@ -11,6 +11,7 @@ from dagster import (
     PreviewWarning,
     load_asset_checks_from_modules,
     load_assets_from_modules,
+    multiprocess_executor,
 )
 
 from autorag_dagster.settings import Settings, get_settings
@@ -31,6 +32,19 @@ def build_definitions(
         return _build_definitions(settings, loggers)
 
 
+def gpu_serial_executor():
+    """Dagster's multiprocess executor (the default for runs the daemon launches), with at most one
+    GPU step of a run at a time. A run holds one GPU; the pool `gpu` limits GPU steps across runs,
+    but its limit is the number of GPUs (1 on one box, one per GPU node on Kubernetes), so within a
+    run the executor keeps Whisper, the diarizer, the LLM and the embedder from overlapping.
+    (``execute_in_process``, the embedded runner's way, runs steps one by one anyway.)"""
+    from autorag_dagster.defs.assets.common import GPU_TAG
+
+    return multiprocess_executor.configured(
+        {"tag_concurrency_limits": [{"key": GPU_TAG, "value": "true", "limit": 1}]}, name="gpu_serial_multiprocess"
+    )
+
+
 def _build_definitions(settings: Settings | None, loggers: dict[str, LoggerDefinition] | None) -> Definitions:
     from autorag_dagster.defs import checks, jobs, library, schedules, sensors
     from autorag_dagster.defs.assets import search, speech, topics, viz, voices
@@ -47,6 +61,7 @@ def _build_definitions(settings: Settings | None, loggers: dict[str, LoggerDefin
     ollama = OllamaResource.from_settings(settings)
     return Definitions(
         loggers=loggers,
+        executor=gpu_serial_executor(),
         assets=load_assets_from_modules([speech, topics, search, viz, voices]),
         asset_checks=load_asset_checks_from_modules([checks]),
         jobs=[jobs.process_audio, library.tidy_library],

@@ -16,6 +16,10 @@ from autorag_dagster.ollama.errors import OllamaError
 
 T = TypeVar("T")
 
+# The op tag of GPU steps: one run holds one GPU, so its GPU steps never overlap, whatever the
+# limit of the pool `gpu` (1 on one box; the number of GPU nodes on Kubernetes).
+GPU_TAG = "autorag/gpu"
+
 # Errors whose message already tells a person what is wrong and what to do.
 LEGIBLE_ERRORS: tuple[type[BaseException], ...] = (AudioDecodeError, InvalidKeyError, OllamaError)
 
@@ -23,7 +27,10 @@ LEGIBLE_ERRORS: tuple[type[BaseException], ...] = (AudioDecodeError, InvalidKeyE
 def per_file_asset(*, group: str, code_version: str, kinds: set[str] | None = None, gpu: bool = False, **options: Any):
     """``@asset`` for one value per audio file: one dynamic partition per file, values stored as
     JSON by ``model_io``, and a backfill over many files run as ONE run (each model loads once).
-    ``gpu=True`` puts the step in the ``gpu`` pool, which serialises GPU steps across runs."""
+    ``gpu=True`` puts the step in the ``gpu`` pool, which serialises GPU steps across runs, and tags
+    it ``GPU_TAG``, which the executor limits to one step at a time within a run (defs/__init__.py)."""
+    if gpu:
+        options["op_tags"] = {**options.get("op_tags", {}), GPU_TAG: "true"}
     return asset(
         partitions_def=audio_files,
         backfill_policy=single_run,
