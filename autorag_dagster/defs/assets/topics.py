@@ -31,11 +31,12 @@ def stats_metadata(stats: TopicStats) -> dict:
         "stage_seconds": MetadataValue.json(stats.stage_seconds),
         "level1_source": stats.level1_source,
         "fallback_counts": MetadataValue.json(stats.fallback_counts),
+        "prompt_windows": MetadataValue.json(stats.windows),
         "fallbacks": MetadataValue.json([f.model_dump() for f in stats.fallbacks]),
     }
 
 
-@per_file_asset(group="topics", code_version="topic-tree-3", kinds={"ollama"}, gpu=True)
+@per_file_asset(group="topics", code_version="topic-tree-4", kinds={"ollama"}, gpu=True)
 def topic_tree(
     context: AssetExecutionContext,
     speaker_transcript: dict[str, SpeakerTranscript],
