@@ -516,10 +516,14 @@ def summary_answer(
         if run.fits(merged) or len(partial) < 2:
             return run.ask(merged, NodeSummary, judge, stage="summary")
         groups = _windows(
-            run, partial, lambda group: prompts.summary_merge_messages(group, speakers=speakers), stage="summary"
+            run,
+            partial,
+            lambda group: prompts.summary_merge_messages(group, speakers=speakers),
+            stage="summary",
+            overlap=False,
         )
-        if len(groups) >= len(partial):
-            raise run.too_long("summary", merged)
+        if len(groups) >= len(partial):  # no two window summaries fit in one prompt: the extractive summary stands
+            return Answer(None, [f"no two of the {len(partial)} window summaries fit in one prompt of num_ctx"])
         run.windowed("summary", len(groups))
         reduced = [
             run.ask(prompts.summary_merge_messages(g, speakers=speakers), NodeSummary, judge, stage="summary")
@@ -546,10 +550,16 @@ def _pieces(line: Line, words: int) -> list[Line]:
 
 
 def _windows(
-    run: StageRunner, items: list[X], prompt: Callable[[list[X]], prompts.Messages], *, stage: str
+    run: StageRunner,
+    items: list[X],
+    prompt: Callable[[list[X]], prompts.Messages],
+    *,
+    stage: str,
+    overlap: bool = True,
 ) -> list[list[X]]:
-    """Consecutive runs of ``items``, each as many as fit in one prompt, the next starting with the
-    last item of the one before (an overlap of one item) unless a run holds a single item."""
+    """Consecutive runs of ``items``, each as many as fit in one prompt; with ``overlap``, the next
+    starts with the last item of the one before unless a run holds a single item (a reduce step,
+    whose items are already summaries, does without). An item that does not fit alone is an error."""
     windows: list[list[X]] = []
     i = 0
     while i < len(items):
@@ -561,13 +571,13 @@ def _windows(
         windows.append(items[i:j])
         if j >= len(items):
             break
-        i = j - 1 if j - i > 1 else j
+        i = j - 1 if overlap and j - i > 1 else j
     return windows
 
 
-def outline_windows(run: StageRunner, ctx: FileContext, sections: list[dict]) -> list[dict]:
-    """An outline too long for the file's summary, reduced: overlapping windows of consecutive
-    sections, each summarised as one section, until the outline fits."""
+def outline_windows(run: StageRunner, ctx: FileContext, sections: list[dict]) -> list[dict] | None:
+    """An outline too long for the file's summary, reduced: windows of consecutive sections, each
+    summarised as one section, until the outline fits; None when no two sections fit in one prompt."""
     speakers = ctx.view.speakers_in(0.0, ctx.duration)
     scaffold = prompts.file_scaffold()
     while not run.fits(prompts.file_messages(sections, duration=ctx.duration, speakers=speakers)):
@@ -575,9 +585,9 @@ def outline_windows(run: StageRunner, ctx: FileContext, sections: list[dict]) ->
         def prompt(group: list[dict]) -> prompts.Messages:
             return prompts.file_messages(group, duration=_seconds(group), speakers=speakers)
 
-        groups = _windows(run, sections, prompt, stage="file")
+        groups = _windows(run, sections, prompt, stage="file", overlap=False)
         if len(groups) >= len(sections):
-            raise run.too_long("file", prompts.file_messages(sections, duration=ctx.duration, speakers=speakers))
+            return None
         run.windowed("file", len(groups))
         reduced = []
         for group in groups:
@@ -673,8 +683,12 @@ def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -
         for n in nodes
     ]
     messages = prompts.file_messages(sections, duration=ctx.duration, speakers=speakers)
-    if not run.fits(messages):
-        sections = outline_windows(run, ctx, sections)
-        messages = prompts.file_messages(sections, duration=ctx.duration, speakers=speakers)
-    answer = run.ask(messages, FileSummary, _judge(ctx, ctx.file_text, speakers, prompts.file_scaffold()), stage="file")
+    reduced = sections if run.fits(messages) else outline_windows(run, ctx, sections)
+    if reduced is None:  # the fallback's title and summary are made from the sections' titles
+        answer: Answer[FileSummary] = Answer(None, ["no two sections of the outline fit in one prompt of num_ctx"])
+    else:
+        messages = prompts.file_messages(reduced, duration=ctx.duration, speakers=speakers)
+        answer = run.ask(
+            messages, FileSummary, _judge(ctx, ctx.file_text, speakers, prompts.file_scaffold()), stage="file"
+        )
     return _settle(run, ctx, "file", None, answer, ctx.file_text, speakers, fallback, prompts.file_scaffold())

@@ -44,6 +44,18 @@ def test_an_hour_at_a_small_context_fits_every_prompt_and_covers_the_hour(server
     assert stats.loads == 1 and stats.reloads == 0  # one uniform num_ctx for every stage
 
 
+def test_an_outline_too_long_for_the_file_summary_is_reduced_in_windows(server, make_client, hour):
+    """With more of the context kept for the answer, the eleven chapters' outline does not fit either."""
+    client = make_client(server.url, num_ctx=NUM_CTX, max_output_tokens=1280)
+    tree, stats = build_topic_tree(hour, client, config=TopicConfig(give_up_after=0))
+
+    ends = chats(server)
+    assert max(e["prompt_tokens"] for e in ends) <= NUM_CTX - 1280 and not any(e["truncated"] for e in ends)
+    assert stats.windows.get("file", 0) > 1 and stats.windows.get("summary", 0) > 1
+    assert check_tree(tree) == [] and tree.title and tree.summary
+    assert tree.nodes[-1].end == hour.duration_s
+
+
 def test_a_context_too_small_for_the_instructions_names_stage_sizes_and_setting(server, make_client, hour):
     client = make_client(server.url, num_ctx=640, max_output_tokens=256)
 
