@@ -46,7 +46,7 @@ from autorag_dagster.core.store import EmbedFn, SegmentStore
 from autorag_dagster.core.timefmt import clock
 from autorag_dagster.core.topics.prompts import reask_messages
 from autorag_dagster.ollama.client import OllamaClient
-from autorag_dagster.ollama.errors import LLMOutputError
+from autorag_dagster.ollama.errors import LLMOutputError, PromptTooLongError, PromptTruncatedError
 
 SMALL_MODEL_PARAMETERS = 3e9
 """Models with fewer parameters answer extractively unless told to generate."""
@@ -343,6 +343,10 @@ def _generated(
         except LLMOutputError as exc:
             problems = [f"no answer matched the schema: {exc}"]
             break
+        except (PromptTooLongError, PromptTruncatedError) as exc:
+            if attempt:  # the re-ask (the first answer and its problems added) does not fit: quote instead
+                break
+            raise exc.at("ask") from None
         problems = citation_problems(reply.value, ids)
         if not problems:
             cited = list(dict.fromkeys([*_BRACKET.findall(reply.value.answer), *reply.value.citations]))

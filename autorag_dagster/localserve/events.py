@@ -13,7 +13,10 @@ the server started (monotonic clock). Kinds and their extra fields:
 - ``reload``: changed (option names), old / new (their values), old_num_ctx, new_num_ctx
 - ``request_start``: endpoint, options, keep_alive, think, format (bool), in_flight (requests
   running on that model, this one included)
-- ``request_end``: endpoint, status, duration, prompt_eval_count, eval_count, done_reason, scripted
+- ``request_end``: endpoint, status, duration, prompt_eval_count, eval_count, done_reason, scripted;
+  on chat and generate also num_ctx (the loaded context), prompt_tokens (the prompt's tokens before
+  any cut) and truncated (whether messages or the prompt's head were dropped to fit, as Ollama does
+  silently)
 - ``pull``: status (success or error), error
 - ``reject``: endpoint, error (the 503 text), queued
 

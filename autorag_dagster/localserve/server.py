@@ -126,9 +126,15 @@ class OllamaApi:
         def work(runner) -> Completion:
             if scripted is None:
                 return runner.complete(request)
-            prompt_tokens = fit_context(request.messages, lease.model.options.num_ctx)[1]
+            fitted = fit_context(request.messages, lease.model.options.num_ctx)
             sleep(scripted.seconds)
-            return Completion(scripted.content, prompt_tokens, count_tokens(scripted.content))
+            return Completion(
+                scripted.content,
+                fitted.tokens,
+                count_tokens(scripted.content),
+                prompt_tokens=fitted.full_tokens,
+                truncated=fitted.truncated,
+            )
 
         return await lease.run(
             work,
@@ -136,6 +142,9 @@ class OllamaApi:
             detail=self._detail(body, think=body.data.get("think"), format=fmt.given),
             summary=lambda c: {
                 "prompt_eval_count": c.prompt_eval_count,
+                "prompt_tokens": c.full_prompt_tokens,
+                "truncated": c.truncated,
+                "num_ctx": lease.model.options.num_ctx,
                 "eval_count": c.eval_count,
                 "done_reason": c.done_reason,
                 "scripted": scripted is not None,

@@ -16,10 +16,13 @@ from autorag_dagster.ollama.errors import (
     OllamaRequestError,
     OllamaTimeoutError,
     OllamaUnreachableError,
+    PromptTooLongError,
+    PromptTruncatedError,
 )
 from autorag_dagster.ollama.names import canonical_name
 from autorag_dagster.ollama.progress import PullProgress
 from autorag_dagster.ollama.readiness import Readiness, check_models
+from autorag_dagster.ollama.tokens import TokenEstimator
 
 __all__ = [
     "ClientStats",
@@ -33,10 +36,13 @@ __all__ = [
     "OllamaRequestError",
     "OllamaTimeoutError",
     "OllamaUnreachableError",
+    "PromptTooLongError",
+    "PromptTruncatedError",
     "PullProgress",
     "Readiness",
     "RunningModel",
     "Structured",
+    "TokenEstimator",
     "canonical_name",
     "check_models",
 ]

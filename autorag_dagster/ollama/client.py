@@ -2,7 +2,10 @@
 
 Every LLM request carries the same ``options.num_ctx``, ``keep_alive``, ``think: false`` and
 temperature, and a ``format`` that is the JSON schema of a pydantic model; the answer comes
-back validated as that model. Busy (503), timed-out and dropped requests are retried with
+back validated as that model. No prompt is sent that would not fit in ``num_ctx`` beside the
+answer's room (``num_predict``): sizes are estimated conservatively (``tokens``), calibrated by
+every answer's ``prompt_eval_count``, and an answer whose count shows the prompt may have been
+cut is an error, never a result. Busy (503), timed-out and dropped requests are retried with
 exponential backoff (tenacity); everything else becomes an ``OllamaError`` whose message says
 what to do.
 """
@@ -35,9 +38,12 @@ from autorag_dagster.ollama.errors import (
     OllamaRequestError,
     OllamaTimeoutError,
     OllamaUnreachableError,
+    PromptTooLongError,
+    PromptTruncatedError,
 )
 from autorag_dagster.ollama.names import canonical_name
 from autorag_dagster.ollama.progress import PullProgress
+from autorag_dagster.ollama.tokens import TokenEstimator
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +164,7 @@ class OllamaClient:
         self.evict_confirm_s = evict_confirm_s
         self.on_event = on_event
         self.stats = ClientStats()
+        self.tokens = TokenEstimator()
         self._client = ollama.Client(
             host=self.base_url,
             timeout=timeout,
@@ -245,6 +252,35 @@ class OllamaClient:
             "num_predict": self.max_output_tokens,
         }
 
+    def prompt_budget(self, num_ctx: int | None = None) -> int:
+        """Tokens a prompt may hold: the context less the answer's room (``num_predict``)."""
+        return (num_ctx or self.num_ctx) - self.max_output_tokens
+
+    def estimate_tokens(self, messages: Sequence[dict], model: str | None = None) -> int:
+        """A conservative size of ``messages`` in ``model``'s tokens (see ``tokens``)."""
+        return self.tokens.estimate(model or self.llm_model, messages)
+
+    def fits(self, messages: Sequence[dict], num_ctx: int | None = None, model: str | None = None) -> bool:
+        return self.estimate_tokens(messages, model) <= self.prompt_budget(num_ctx)
+
+    def _check_prompt(self, model: str, messages: list[dict], response: ollama.ChatResponse, num_ctx: int) -> None:
+        """Calibrate the estimate on the server's count; a count that fills the prompt's whole room
+        means the server may have cut the prompt (as Ollama does silently), so the answer is refused."""
+        evaluated = response.prompt_eval_count
+        if evaluated is None:
+            return
+        estimated = self.estimate_tokens(messages, model)
+        if self.tokens.observe(model, messages, evaluated):
+            log.warning(
+                "%s counted %d prompt tokens where %d were estimated; the estimate now uses %.2f chars per token",
+                model,
+                evaluated,
+                estimated,
+                self.tokens.chars_per_token(model),
+            )
+        if evaluated >= self.prompt_budget(num_ctx):
+            raise PromptTruncatedError(model, evaluated, estimated, num_ctx, self.max_output_tokens)
+
     def _chat(self, model: str, messages: list[dict], schema: dict, num_ctx: int | None) -> ollama.ChatResponse:
         with self.stats.in_flight_request():
             response = self._call(
@@ -283,9 +319,13 @@ class OllamaClient:
         A retry repeats the conversation plus the invalid answer and the validation problem, so
         the prompt prefix (and the server's prefix cache) stays the same. ``num_ctx`` overrides
         the run's context: only for deliberate cases, since a different value reloads the model.
-        Raises ``LLMOutputError`` (with every raw answer) after ``validation_retries`` re-asks.
+        Raises ``LLMOutputError`` (with every raw answer) after ``validation_retries`` re-asks (or
+        earlier, when a re-ask would not fit in the context), ``PromptTooLongError`` for ``messages``
+        that do not fit (nothing is sent) and ``PromptTruncatedError`` for an answer whose prompt
+        the server may have cut.
         """
         model = model or self.llm_model
+        num_ctx = num_ctx or self.num_ctx
         json_schema = schema.model_json_schema()
         conversation = list(messages)
         raws: list[str] = []
@@ -293,7 +333,14 @@ class OllamaClient:
         prompt_tokens = eval_tokens = 0
         load_s = 0.0
         for attempt in range(1, self.validation_retries + 2):
+            needed = self.estimate_tokens(conversation, model)
+            if needed > self.prompt_budget(num_ctx):
+                if attempt == 1:
+                    raise PromptTooLongError(model, needed, num_ctx, self.max_output_tokens)
+                problems.append(f"a re-ask of about {needed} tokens would not fit in num_ctx {num_ctx}")
+                break
             response = self._chat(model, conversation, json_schema, num_ctx)
+            self._check_prompt(model, conversation, response, num_ctx)
             raw = response.message.content or ""
             prompt_tokens += response.prompt_eval_count or 0
             eval_tokens += response.eval_count or 0

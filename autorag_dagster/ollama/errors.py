@@ -117,3 +117,78 @@ class LLMOutputError(OllamaError):
         super().__init__(
             f"{model} gave no answer matching {schema_name} in {len(raw_answers)} attempts; last problem: {last}"
         )
+
+
+def _context_fix(num_ctx: int, num_predict: int, needed: int, setting: str) -> str:
+    return (
+        f"Raise {setting} (now {num_ctx}) to at least {needed + num_predict}, or lower"
+        f" AUTORAG_LLM_MAX_OUTPUT_TOKENS (num_predict, now {num_predict}) if answers are short."
+    )
+
+
+class PromptTooLongError(OllamaError):
+    """A prompt that does not fit in ``num_ctx`` beside the answer's room: never sent, since Ollama
+    would cut it silently. ``stage`` names the step that built it, when known."""
+
+    def __init__(
+        self,
+        model: str,
+        tokens: int,
+        num_ctx: int,
+        num_predict: int,
+        *,
+        stage: str | None = None,
+        setting: str = "AUTORAG_NUM_CTX",
+    ):
+        self.model, self.tokens, self.num_ctx, self.num_predict = model, tokens, num_ctx, num_predict
+        self.stage, self.setting = stage, setting
+        self.budget = num_ctx - num_predict
+        where = f"The {stage} prompt" if stage else "A prompt"
+        super().__init__(
+            f"{where} for {model} needs about {tokens} tokens (estimated), but num_ctx {num_ctx} leaves"
+            f" {max(self.budget, 0)} once {num_predict} are kept for the answer, and Ollama would cut it"
+            f" silently. {_context_fix(num_ctx, num_predict, tokens, setting)}"
+        )
+
+    def at(self, stage: str, setting: str | None = None) -> PromptTooLongError:
+        """The same error, naming the stage (and the setting of that stage's context)."""
+        return PromptTooLongError(
+            self.model, self.tokens, self.num_ctx, self.num_predict, stage=stage, setting=setting or self.setting
+        )
+
+
+class PromptTruncatedError(OllamaError):
+    """An answer whose ``prompt_eval_count`` fills the prompt's whole room: the server may have cut
+    the prompt, so the answer is not used."""
+
+    def __init__(
+        self,
+        model: str,
+        evaluated: int,
+        estimated: int,
+        num_ctx: int,
+        num_predict: int,
+        *,
+        stage: str | None = None,
+        setting: str = "AUTORAG_NUM_CTX",
+    ):
+        self.model, self.evaluated, self.estimated = model, evaluated, estimated
+        self.num_ctx, self.num_predict, self.stage, self.setting = num_ctx, num_predict, stage, setting
+        where = f"the {stage} prompt" if stage else "a prompt"
+        super().__init__(
+            f"The server evaluated {evaluated} tokens of {where} for {model} (estimated at {estimated}),"
+            f" which fills the {num_ctx - num_predict} tokens num_ctx {num_ctx} leaves beside the answer's"
+            f" {num_predict}: the prompt may have been cut, so its answer is not used."
+            f" {_context_fix(num_ctx, num_predict, evaluated, setting)}"
+        )
+
+    def at(self, stage: str, setting: str | None = None) -> PromptTruncatedError:
+        return PromptTruncatedError(
+            self.model,
+            self.evaluated,
+            self.estimated,
+            self.num_ctx,
+            self.num_predict,
+            stage=stage,
+            setting=setting or self.setting,
+        )

@@ -225,7 +225,7 @@ def test_streamed_chat_and_generate_match_the_whole_answers(local_ollama_factory
     assert generated["response"] == whole["message"]["content"]  # the same chat template renders both
 
 
-def test_a_prompt_longer_than_the_context_is_cut_silently(http):
+def test_a_prompt_longer_than_the_context_is_cut_silently_and_the_event_log_says_so(server, http):
     filler = " ".join(f"word{i}" for i in range(400))
     messages = [
         {"role": "user", "content": filler},
@@ -238,6 +238,10 @@ def test_a_prompt_longer_than_the_context_is_cut_silently(http):
     assert answer["prompt_eval_count"] < 100 and answer["eval_count"] > 0  # the old long message was dropped
     alone = http.post("/api/chat", json={**body, "messages": messages[:1]}).json()
     assert 128 <= alone["prompt_eval_count"] <= 256 - 8 and alone["eval_count"] > 0  # the prompt's head was cut
+    # the answers do not say so (as with Ollama); the server's event log does, with the whole prompt's size
+    dropped, cut = [e for e in server.events(kind="request_end") if e["endpoint"] == "chat"]
+    assert dropped["truncated"] and dropped["prompt_tokens"] > 400 > dropped["prompt_eval_count"]
+    assert cut["truncated"] and cut["prompt_tokens"] > 400 and cut["num_ctx"] == 256
 
 
 def test_parallel_slots_answer_concurrent_requests_as_if_each_ran_alone(local_ollama_factory):
@@ -303,7 +307,9 @@ def test_embed_truncates_at_the_context_unless_told_not_to(http):
 
 # --- the project's client --------------------------------------------------------------------
 def test_the_project_client_gets_validated_answers_and_vectors_from_the_real_models(server):
-    with OllamaClient(server.url, llm_model=LLM, embed_model=EMBED, num_ctx=1024, timeout=120) as project:
+    with OllamaClient(
+        server.url, llm_model=LLM, embed_model=EMBED, num_ctx=1024, max_output_tokens=256, timeout=120
+    ) as project:
         project.warm()
         answer = project.chat_structured(
             [{"role": "user", "content": "What is the capital of Italy? Reply in JSON."}], Capital

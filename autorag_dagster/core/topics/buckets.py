@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from autorag_dagster.core.types import SpeakerTranscript
@@ -169,23 +169,33 @@ def merge_turns(lines: list[Line]) -> list[Line]:
     return out
 
 
-def render_lines(lines: list[Line], *, numbered: bool = True, timed: bool = True, max_chars: int | None = None) -> str:
-    """The lines as prompt text; over ``max_chars`` every line is cut to the same number of words.
+def render_lines(
+    lines: list[Line],
+    *,
+    numbered: bool = True,
+    timed: bool = True,
+    max_chars: int | None = None,
+    fits: Callable[[str], bool] | None = None,
+) -> str:
+    """The lines as prompt text; over ``max_chars`` (or when ``fits`` says the text does not fit) every
+    line is cut to the same number of words, the most that fit (one word a line at the least).
 
     Ollama silently drops the head of a prompt that overflows the context, which would drop the
     instructions, so an over-long view is shortened here instead, evenly across the file.
     """
+    if fits is None:
+        fits = (lambda text: True) if max_chars is None else (lambda text: len(text) <= max_chars)
 
     def rendered(max_words: int | None) -> str:
         return "\n".join(ln.render(i if numbered else None, max_words, timed=timed) for i, ln in enumerate(lines, 1))
 
     full = rendered(None)
-    if max_chars is None or len(full) <= max_chars:
+    if fits(full):
         return full
     low, high = 1, max((len(ln.text.split()) for ln in lines), default=1)
     while low < high:  # the largest per-line word cap that fits
         mid = (low + high + 1) // 2
-        if len(rendered(mid)) <= max_chars:
+        if fits(rendered(mid)):
             low = mid
         else:
             high = mid - 1

@@ -57,6 +57,8 @@ class TopicStats(BaseModel):
     fallbacks: list[Fallback]
     fallback_counts: dict[str, int] = {}
     level1_source: str = "none"
+    windows: dict[str, int] = {}
+    """Per stage, the prompts made of windows (map-reduce) because the whole input did not fit in num_ctx."""
     tenancy_timeline: list[dict]
 
 
@@ -157,6 +159,7 @@ def build_topic_tree(
         fallbacks=sorted(run.fallbacks, key=lambda f: (STAGES.index(f.stage), _node_order(f.node))),
         fallback_counts={stage: n for stage in STAGES if (n := run.fallback_counts().get(stage, 0))},
         level1_source=ctx.level1_source,
+        windows={stage: n for stage in STAGES if (n := run.windows.get(stage, 0))},
         tenancy_timeline=tenancy.timeline[timeline_start:],
     )
     return tree, stats

@@ -86,6 +86,20 @@ Transcript ({{ speakers }}):
 {{ transcript }}
 """)
 
+_SUMMARY_MERGE = _env.from_string("""\
+Task: below are summaries of consecutive stretches of one part of a recording, in order. Say what the \
+speakers talk about in the whole part.
+- summary: one or two sentences in your own words about its subject. When you say who said something, \
+use the speaker label exactly as written (Speaker 1, Speaker 2, ...).
+- title: two to six words naming the subject. Use words from the summaries.
+- Use only names of people and places that appear in the summaries.
+
+Summaries ({{ speakers }}):
+{% for s in summaries %}
+{{ loop.index }}. {{ s }}
+{% endfor %}
+""")
+
 # The worked example is a previous turn of the conversation, so a small model takes it as done
 # rather than as part of the text to answer.
 _SUMMARY_EXAMPLE_TRANSCRIPT = """\
@@ -196,6 +210,12 @@ def summary_messages(transcript: str, *, speakers: list[str]) -> Messages:
             "content": _SUMMARY.render(speakers=", ".join(speakers) or "no speaker", transcript=transcript).strip(),
         },
     ]
+
+
+def summary_merge_messages(summaries: list[str], *, speakers: list[str]) -> Messages:
+    """One part's title and summary from the summaries of its windows, in order (the part's lines
+    did not fit in one prompt)."""
+    return _messages(_SUMMARY_MERGE.render(summaries=summaries, speakers=", ".join(speakers) or "no speaker"))
 
 
 def summary_scaffold() -> str:

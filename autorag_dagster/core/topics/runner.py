@@ -6,6 +6,11 @@ answer against the schema (re-asking itself), and the stage's judge checks it fo
 one re-ask that names the problems. Whatever is left unusable is replaced by a fallback that is
 recorded. Connection, busy and missing-model errors are not caught here: they reach the user.
 
+Every prompt must fit in the context beside the answer's room: ``fits`` and ``budget`` let a stage
+plan windows before it asks, and a prompt that still does not fit (or whose answer shows the server
+may have cut it) is raised as an error naming the stage and the setting to change. A re-ask that
+would not fit is not sent: the first answer's problems stand.
+
 Only answers that matched their schema are cached: an answer that never did is asked again on
 the next run, so a transient failure (or a fix of the prompt) is never replayed as a result.
 """
@@ -28,7 +33,7 @@ from autorag_dagster.core.topics import prompts
 from autorag_dagster.core.topics.cache import AnswerCache
 from autorag_dagster.gpu import GpuTenancy
 from autorag_dagster.ollama.client import OllamaClient
-from autorag_dagster.ollama.errors import LLMOutputError
+from autorag_dagster.ollama.errors import LLMOutputError, PromptTooLongError, PromptTruncatedError
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -123,6 +128,7 @@ class StageRunner:
         self.fingerprint = model_fingerprint(client) if cache is not None else ""
         self.fallbacks: list[Fallback] = []
         self.cache_hits = self.cache_misses = self.semantic_retries = 0
+        self.windows: Counter[str] = Counter()  # per stage, prompts made of windows because the whole did not fit
         self._owns_residency = residency is None
         self.residency = residency or LlmResidency(client, tenancy)
         self._first_load = len(self.residency.loads)
@@ -157,6 +163,38 @@ class StageRunner:
         if self._owns_residency:
             self.residency.close()
 
+    # --- the prompt's budget ------------------------------------------------------------------
+
+    def budget(self, num_ctx: int | None = None) -> int:
+        """Tokens a prompt may hold at ``num_ctx`` (the run's by default) beside the answer's room."""
+        return self.client.prompt_budget(num_ctx or self.num_ctx)
+
+    def tokens(self, messages: prompts.Messages) -> int:
+        """The client's conservative estimate of the prompt's size."""
+        return self.client.estimate_tokens(messages)
+
+    def fits(self, messages: prompts.Messages, num_ctx: int | None = None) -> bool:
+        return self.tokens(messages) <= self.budget(num_ctx)
+
+    def _setting(self, num_ctx: int | None) -> str:
+        return "AUTORAG_NUM_CTX_L1" if num_ctx and num_ctx != self.num_ctx else "AUTORAG_NUM_CTX"
+
+    def too_long(self, stage: str, messages: prompts.Messages, num_ctx: int | None = None) -> PromptTooLongError:
+        """The error for a prompt that cannot fit even alone: it names the stage, the sizes and the setting."""
+        return PromptTooLongError(
+            self.client.llm_model,
+            self.tokens(messages),
+            num_ctx or self.num_ctx,
+            self.client.max_output_tokens,
+            stage=stage,
+            setting=self._setting(num_ctx),
+        )
+
+    def windowed(self, stage: str, count: int) -> None:
+        if count > 1:
+            with self._lock:
+                self.windows[stage] += count
+
     # --- asking --------------------------------------------------------------------------------
 
     def cache_key(self, messages: prompts.Messages, schema: type[BaseModel], num_ctx: int) -> str:
@@ -183,7 +221,7 @@ class StageRunner:
                 return None
         return None
 
-    def _chat(self, messages: prompts.Messages, schema: type[T], num_ctx: int) -> tuple[T | None, str]:
+    def _chat(self, messages: prompts.Messages, schema: type[T], num_ctx: int, stage: str) -> tuple[T | None, str]:
         """(value, raw) from the cache or the model; (None, why) when no answer matched the schema."""
         key = ""
         if self.cache is not None:
@@ -200,6 +238,8 @@ class StageRunner:
             result = self.client.chat_structured(messages, schema, num_ctx=num_ctx)
         except LLMOutputError as exc:
             return None, str(exc)
+        except (PromptTooLongError, PromptTruncatedError) as exc:
+            raise exc.at(stage, self._setting(num_ctx)) from None
         if self.cache is not None:
             self.cache.put(key, {"raw": result.raw})
         return result.value, result.raw
@@ -210,19 +250,26 @@ class StageRunner:
         schema: type[T],
         judge: Callable[[T], list[str]],
         *,
+        stage: str,
         num_ctx: int | None = None,
     ) -> Answer[T]:
-        """An answer judged for sense, re-asked once with the problems named if it makes none."""
+        """An answer judged for sense, re-asked once with the problems named if it makes none (and
+        the re-ask fits in the context). ``stage`` names the step in a prompt-size error."""
         num_ctx = num_ctx or self.num_ctx
-        value, raw = self._chat(messages, schema, num_ctx)
+        if not self.fits(messages, num_ctx):
+            raise self.too_long(stage, messages, num_ctx)
+        value, raw = self._chat(messages, schema, num_ctx, stage)
         if value is None:
             return Answer(None, [raw])
         problems = judge(value)
         if not problems:
             return Answer(value)
+        reask = prompts.reask_messages(messages, raw, problems)
+        if not self.fits(reask, num_ctx):
+            return Answer(value, [*problems, f"not re-asked: the re-ask would not fit in num_ctx {num_ctx}"])
         with self._lock:
             self.semantic_retries += 1
-        again, raw_again = self._chat(prompts.reask_messages(messages, raw, problems), schema, num_ctx)
+        again, raw_again = self._chat(reask, schema, num_ctx, stage)
         if again is None:
             return Answer(value, [*problems, raw_again])
         return Answer(again, judge(again))

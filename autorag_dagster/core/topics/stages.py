@@ -6,6 +6,12 @@ unusable, the lexical choice stands (recorded as a fallback). Titles and summari
 writes them from the part's own lines; an answer that is not grounded in the part, echoes the
 prompt or copies the part's first words is re-asked once, then replaced by the part's key phrase
 and its most central sentences (recorded as a fallback).
+
+No prompt exceeds the context beside the answer's room (``StageRunner.fits``): a boundary choice
+whose candidates do not fit in one prompt is asked in overlapping windows of candidates and the
+choices are merged; a part too long to summarise in one prompt is summarised in overlapping
+windows of its lines, then the window summaries are summarised (map-reduce); so is an outline too
+long for the file's summary. A prompt that cannot fit even alone is an error naming the stage.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -27,6 +34,7 @@ from autorag_dagster.core.topics.answers import (
     text_problems,
 )
 from autorag_dagster.core.topics.buckets import (
+    Line,
     TranscriptView,
     build_view,
     fmt_time,
@@ -47,6 +55,8 @@ from autorag_dagster.core.topics.tree import Span, nodes_for, tile
 from autorag_dagster.core.types import SpeakerTranscript, TopicNode
 
 EXCERPT_WORDS = 18
+
+X = TypeVar("X")
 
 
 class TopicConfig(BaseModel):
@@ -93,17 +103,15 @@ class TopicConfig(BaseModel):
         "re-ask, the file's other nodes get the extractive title and summary without asking (each counted as a "
         "fallback); 0 asks for every node. A model that cannot write them should not cost minutes per file.",
     )
-    chars_per_token: float = Field(3.0, gt=0, description="Conservative estimate to keep prompts inside num_ctx.")
-    reserve_tokens: int = Field(1024, ge=0, description="Context kept for the instructions and the answer.")
+    window_words: int = Field(
+        60, ge=5, description="A long turn is cut into pieces of this many words when a part is summarised in windows."
+    )
 
     def min_l1(self, duration: float) -> float:
         return max(self.min_floor_s, min(self.min_l1_s, duration / 5))
 
     def min_l2(self, span: float) -> float:
         return max(self.min_floor_s, min(self.min_l2_s, span / 3))
-
-    def max_chars(self, num_ctx: int) -> int:
-        return max(1000, int((num_ctx - self.reserve_tokens) * self.chars_per_token))
 
 
 @dataclass
@@ -238,16 +246,20 @@ def boundaries(
     max_changes = min(max_topics - 1, len(found))
     if not found or max_changes < 1:
         return tiled(lexical, "lexical")
-    messages = prompts.boundary_messages(
-        candidate_views(ctx, found, threshold),
-        level=level,
-        start=lo,
-        end=hi,
-        speakers=ctx.view.speakers_in(lo, hi),
-        max_changes=max_changes,
-        min_len=min_len,
-        free=0 if ctx.config.keep_strong_changes else MAX_FREE_CHANGES,
-    )
+
+    def prompt(window: list[Candidate], wlo: float, whi: float) -> prompts.Messages:
+        return prompts.boundary_messages(
+            candidate_views(ctx, window, threshold),
+            level=level,
+            start=wlo,
+            end=whi,
+            speakers=ctx.view.speakers_in(wlo, whi),
+            max_changes=min(max_changes, len(window)),
+            min_len=min_len,
+            free=0 if ctx.config.keep_strong_changes else MAX_FREE_CHANGES,
+        )
+
+    messages = prompt(found, lo, hi)
     kept: list[float] = []
     if ctx.config.keep_strong_changes and len(lexical) > 1:
         # the changes a small model cannot be trusted to drop: strong or announced, chosen by the lexical segmentation
@@ -258,18 +270,72 @@ def boundaries(
     def judge(value) -> list[str]:
         return subject_change_problems(list(value.changes))
 
-    free_within = None if ctx.config.keep_strong_changes else (lo, hi)
-    schema = subject_changes_schema(len(found), max_changes, free_within)
-    answer = run.ask(messages, schema, judge, num_ctx=num_ctx)
-    if answer.usable:
-        chosen = [found[n - 1] for n in answer.value.changes]
-        chosen += snap(ctx, getattr(answer.value, "other_changes", []), lo, hi, depth=threshold)
-        chosen += [c for c in found if c.time in kept and c not in chosen]
-        # too close together: the kept ones first, then the deeper one wins, as in the lexical choice
-        starts = choose(chosen, lo, hi, min_len=min_len, max_topics=max_topics, threshold=0.0, fixed=kept)
-        return tiled(starts, "llm")
-    run.fallback(stage, node, answer.problems)
-    return tiled(lexical, "lexical")
+    def ask(window: list[Candidate], wlo: float, whi: float, messages: prompts.Messages) -> list[Candidate] | None:
+        """The window's chosen candidates, or None when the answer is unusable (recorded as a fallback)."""
+        free_within = None if ctx.config.keep_strong_changes else (wlo, whi)
+        schema = subject_changes_schema(len(window), min(max_changes, len(window)), free_within)
+        answer = run.ask(messages, schema, judge, stage=stage, num_ctx=num_ctx)
+        if not answer.usable:
+            run.fallback(stage, node, answer.problems)
+            return None
+        chosen = [window[n - 1] for n in answer.value.changes]
+        return chosen + snap(ctx, getattr(answer.value, "other_changes", []), wlo, whi, depth=threshold)
+
+    if run.fits(messages, num_ctx):
+        windows = [(found, lo, hi, messages)]
+    else:
+        windows = candidate_windows(run, found, lo, hi, prompt, stage=stage, num_ctx=num_ctx)
+        run.windowed(stage, len(windows))
+    chosen: list[Candidate] = []
+    usable = False
+    for window, wlo, whi, window_messages in windows:
+        picked = ask(window, wlo, whi, window_messages)
+        usable = usable or picked is not None
+        # an unusable window keeps the lexical choice inside it
+        picked = [c for c in window if c.time in lexical] if picked is None else picked
+        chosen += [c for c in picked if c not in chosen]
+    if not usable:
+        return tiled(lexical, "lexical")
+    chosen += [c for c in found if c.time in kept and c not in chosen]
+    # too close together: the kept ones first, then the deeper one wins, as in the lexical choice
+    starts = choose(chosen, lo, hi, min_len=min_len, max_topics=max_topics, threshold=0.0, fixed=kept)
+    return tiled(starts, "llm")
+
+
+def candidate_windows(
+    run: StageRunner,
+    found: list[Candidate],
+    lo: float,
+    hi: float,
+    prompt: Callable[[list[Candidate], float, float], prompts.Messages],
+    *,
+    stage: str,
+    num_ctx: int | None,
+) -> list[tuple[list[Candidate], float, float, prompts.Messages]]:
+    """Consecutive runs of candidates, each as many as fit in one prompt, overlapping by one candidate
+    (so every place is also seen with its neighbour in the next window); each with its stretch of the
+    recording (from the candidate before it to the one after it) and its prompt."""
+
+    def stretch(i: int, j: int) -> tuple[float, float]:
+        return (found[i - 1].time if i > 0 else lo), (found[j].time if j < len(found) else hi)
+
+    windows: list[tuple[list[Candidate], float, float, prompts.Messages]] = []
+    i = 0
+    while i < len(found):
+        j = i + 1
+        messages = prompt(found[i:j], *stretch(i, j))
+        if not run.fits(messages, num_ctx):
+            raise run.too_long(stage, messages, num_ctx)
+        while j < len(found):
+            longer = prompt(found[i : j + 1], *stretch(i, j + 1))
+            if not run.fits(longer, num_ctx):
+                break
+            j, messages = j + 1, longer
+        windows.append((found[i:j], *stretch(i, j), messages))
+        if j >= len(found):
+            break
+        i = j - 1 if j - i > 1 else j
+    return windows
 
 
 def level1(run: StageRunner, ctx: FileContext) -> list[TopicNode]:
@@ -316,19 +382,35 @@ def decide_splits(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) ->
     ]
 
     def decide(node: TopicNode) -> bool:
+        """One question for the whole node; when its lines do not fit in one prompt, one per window of
+        them (overlapping by a line), and the node is worth subdividing when any window says so."""
         lines = ctx.fine.within(node.start, node.end)
-        messages = prompts.split_messages(
-            render_lines(lines, numbered=False, max_chars=ctx.config.max_chars(run.num_ctx)),
-            start=node.start,
-            end=node.end,
-            speakers=ctx.view.speakers_in(node.start, node.end),
-            min_len=ctx.config.min_l2(node.end - node.start),
-        )
-        answer = run.ask(messages, SplitDecision, lambda value: [] if value.reason.strip() else ["the reason is empty"])
-        if answer.value is None:
-            run.fallback("split", node.id, answer.problems)
-            return False
-        return answer.value.subdivide
+
+        def messages_of(part: list[Line]) -> prompts.Messages:
+            start, end = (node.start, node.end) if part is lines else (part[0].start, part[-1].end)
+            return prompts.split_messages(
+                render_lines(part, numbered=False),
+                start=start,
+                end=end,
+                speakers=ctx.view.speakers_in(start, end),
+                min_len=ctx.config.min_l2(node.end - node.start),
+            )
+
+        windows = [lines] if run.fits(messages_of(lines)) else _windows(run, lines, messages_of, stage="split")
+        run.windowed("split", len(windows))
+        said: list[bool] = []
+        for part in windows:
+            answer = run.ask(
+                messages_of(part),
+                SplitDecision,
+                lambda value: [] if value.reason.strip() else ["the reason is empty"],
+                stage="split",
+            )
+            if answer.value is None:
+                run.fallback("split", node.id, answer.problems)
+            else:
+                said.append(answer.value.subdivide)
+        return any(said)
 
     return [n for n, yes in zip(candidates, run.client.fan_out(decide, candidates)) if yes]
 
@@ -394,6 +476,140 @@ def _judge(ctx: FileContext, span: str, speakers: list[str], scaffold: str):
     return judge
 
 
+def summary_answer(
+    run: StageRunner,
+    ctx: FileContext,
+    node: TopicNode,
+    lines: list[Line],
+    speakers: list[str],
+    span: str,
+    scaffold: str,
+) -> Answer[NodeSummary]:
+    """The node's title and summary from its lines in one prompt; when they do not fit, from
+    overlapping windows of its turns (each summarised, in order), then one summary of those
+    summaries (map-reduce, again in windows while the summaries do not fit)."""
+    turns = merge_turns(lines)
+    messages = prompts.summary_messages(render_lines(turns, numbered=False, timed=False), speakers=speakers)
+    judge = _judge(ctx, span, speakers, scaffold)
+    if run.fits(messages):
+        return run.ask(messages, NodeSummary, judge, stage="summary")
+    pieces = [piece for turn in turns for piece in _pieces(turn, ctx.config.window_words)]
+
+    def window_prompt(part: list[Line]) -> prompts.Messages:
+        return prompts.summary_messages(
+            render_lines(part, numbered=False, timed=False), speakers=sorted({ln.speaker for ln in part})
+        )
+
+    windows = _windows(run, pieces, window_prompt, stage="summary")
+    run.windowed("summary", len(windows))
+    partial: list[str] = []
+    for part in windows:
+        part_span = " ".join(ln.text for ln in part)
+        part_speakers = sorted({ln.speaker for ln in part})
+        answer = run.ask(
+            window_prompt(part), NodeSummary, _judge(ctx, part_span, part_speakers, scaffold), stage="summary"
+        )
+        # a window whose answer is unusable is represented by its most central sentences
+        partial.append(answer.value.summary.strip() if answer.usable else fallback_summary(part, ctx.cohesion.tfidf))
+    while True:
+        merged = prompts.summary_merge_messages(partial, speakers=speakers)
+        if run.fits(merged) or len(partial) < 2:
+            return run.ask(merged, NodeSummary, judge, stage="summary")
+        groups = _windows(
+            run,
+            partial,
+            lambda group: prompts.summary_merge_messages(group, speakers=speakers),
+            stage="summary",
+            overlap=False,
+        )
+        if len(groups) >= len(partial):  # no two window summaries fit in one prompt: the extractive summary stands
+            return Answer(None, [f"no two of the {len(partial)} window summaries fit in one prompt of num_ctx"])
+        run.windowed("summary", len(groups))
+        reduced = [
+            run.ask(prompts.summary_merge_messages(g, speakers=speakers), NodeSummary, judge, stage="summary")
+            for g in groups
+        ]
+        partial = [a.value.summary.strip() if a.usable else " ".join(g) for a, g in zip(reduced, groups)]
+
+
+def _pieces(line: Line, words: int) -> list[Line]:
+    """A turn cut into pieces of at most ``words`` words (times shared out by words)."""
+    parts = line.text.split()
+    if len(parts) <= words:
+        return [line]
+    step = (line.end - line.start) / len(parts)
+    return [
+        Line(
+            line.start + i * step,
+            line.start + min(i + words, len(parts)) * step,
+            line.speaker,
+            " ".join(parts[i : i + words]),
+        )
+        for i in range(0, len(parts), words)
+    ]
+
+
+def _windows(
+    run: StageRunner,
+    items: list[X],
+    prompt: Callable[[list[X]], prompts.Messages],
+    *,
+    stage: str,
+    overlap: bool = True,
+) -> list[list[X]]:
+    """Consecutive runs of ``items``, each as many as fit in one prompt; with ``overlap``, the next
+    starts with the last item of the one before unless a run holds a single item (a reduce step,
+    whose items are already summaries, does without). An item that does not fit alone is an error."""
+    windows: list[list[X]] = []
+    i = 0
+    while i < len(items):
+        j = i + 1
+        if not run.fits(prompt(items[i:j])):
+            raise run.too_long(stage, prompt(items[i:j]))
+        while j < len(items) and run.fits(prompt(items[i : j + 1])):
+            j += 1
+        windows.append(items[i:j])
+        if j >= len(items):
+            break
+        i = j - 1 if overlap and j - i > 1 else j
+    return windows
+
+
+def outline_windows(run: StageRunner, ctx: FileContext, sections: list[dict]) -> list[dict] | None:
+    """An outline too long for the file's summary, reduced: windows of consecutive sections, each
+    summarised as one section, until the outline fits; None when no two sections fit in one prompt."""
+    speakers = ctx.view.speakers_in(0.0, ctx.duration)
+    scaffold = prompts.file_scaffold()
+    while not run.fits(prompts.file_messages(sections, duration=ctx.duration, speakers=speakers)):
+
+        def prompt(group: list[dict]) -> prompts.Messages:
+            return prompts.file_messages(group, duration=_seconds(group), speakers=speakers)
+
+        groups = _windows(run, sections, prompt, stage="file", overlap=False)
+        if len(groups) >= len(sections):
+            return None
+        run.windowed("file", len(groups))
+        reduced = []
+        for group in groups:
+            start, end = group[0]["start"], group[-1]["end"]
+            text = ctx.span_text(start, end)
+            answer = run.ask(prompt(group), FileSummary, _judge(ctx, text, speakers, scaffold), stage="file")
+            title, summary = (
+                (answer.value.title.strip(), answer.value.summary.strip())
+                if answer.usable
+                else (group[0]["title"], " ".join(s["summary"] for s in group))
+            )
+            reduced.append(
+                {"span": prompts.span_text(start, end), "start": start, "end": end, "title": title, "summary": summary}
+            )
+        sections = reduced
+    return sections
+
+
+def _seconds(group: list[dict]) -> float:
+    return group[-1]["end"] - group[0]["start"]
+
+
 def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> None:
     """Stage 5: batched title and summary per node, from the node's own lines only.
 
@@ -417,12 +633,8 @@ def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> Non
                 )
             node.title, node.summary = fallback()
             return False
-        messages = prompts.summary_messages(
-            render_lines(merge_turns(lines), numbered=False, timed=False, max_chars=ctx.config.max_chars(run.num_ctx)),
-            speakers=speakers,
-        )
         scaffold = prompts.summary_scaffold()
-        answer = run.ask(messages, NodeSummary, _judge(ctx, span, speakers, scaffold))
+        answer = summary_answer(run, ctx, node, lines, speakers, span, scaffold)
         node.title, node.summary = _settle(run, ctx, "summary", node.id, answer, span, speakers, fallback, scaffold)
         return answer.usable
 
@@ -460,10 +672,23 @@ def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -
         )
 
     speakers = ctx.view.speakers_in(0.0, ctx.duration)
-    sections = [{"span": prompts.span_text(n.start, n.end), "title": n.title, "summary": n.summary} for n in nodes]
-    answer = run.ask(
-        prompts.file_messages(sections, duration=ctx.duration, speakers=speakers),
-        FileSummary,
-        _judge(ctx, ctx.file_text, speakers, prompts.file_scaffold()),
-    )
+    sections = [
+        {
+            "span": prompts.span_text(n.start, n.end),
+            "start": n.start,
+            "end": n.end,
+            "title": n.title,
+            "summary": n.summary,
+        }
+        for n in nodes
+    ]
+    messages = prompts.file_messages(sections, duration=ctx.duration, speakers=speakers)
+    reduced = sections if run.fits(messages) else outline_windows(run, ctx, sections)
+    if reduced is None:  # the fallback's title and summary are made from the sections' titles
+        answer: Answer[FileSummary] = Answer(None, ["no two sections of the outline fit in one prompt of num_ctx"])
+    else:
+        messages = prompts.file_messages(reduced, duration=ctx.duration, speakers=speakers)
+        answer = run.ask(
+            messages, FileSummary, _judge(ctx, ctx.file_text, speakers, prompts.file_scaffold()), stage="file"
+        )
     return _settle(run, ctx, "file", None, answer, ctx.file_text, speakers, fallback, prompts.file_scaffold())

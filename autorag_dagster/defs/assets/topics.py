@@ -31,6 +31,7 @@ def stats_metadata(stats: TopicStats) -> dict:
         "stage_seconds": MetadataValue.json(stats.stage_seconds),
         "level1_source": stats.level1_source,
         "fallback_counts": MetadataValue.json(stats.fallback_counts),
+        "prompt_windows": MetadataValue.json(stats.windows),
         "fallbacks": MetadataValue.json([f.model_dump() for f in stats.fallbacks]),
     }
 

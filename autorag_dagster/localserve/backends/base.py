@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..catalogue import ModelSpec
 from ..memory import Memory
@@ -51,6 +51,12 @@ class Completion:
     done_reason: str = "stop"  # or "length"
     prompt_eval_duration: float | None = None  # seconds, when the backend measures them
     eval_duration: float | None = None
+    prompt_tokens: int | None = None  # the prompt's tokens before any cut (None: the backend does not know)
+    truncated: bool = False  # messages or the prompt's head were dropped to fit the context
+
+    @property
+    def full_prompt_tokens(self) -> int:
+        return self.prompt_eval_count if self.prompt_tokens is None else self.prompt_tokens
 
 
 @dataclass(frozen=True)
@@ -82,17 +88,27 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
-def fit_context(messages: Sequence[Mapping[str, str]], num_ctx: int) -> tuple[list[Mapping[str, str]], int]:
+class Fitted(NamedTuple):
+    messages: list[Mapping[str, str]]  # those kept
+    tokens: int  # what is evaluated: at most the context
+    full_tokens: int  # the whole prompt's, before any cut
+
+    @property
+    def truncated(self) -> bool:
+        return self.tokens < self.full_tokens
+
+
+def fit_context(messages: Sequence[Mapping[str, str]], num_ctx: int) -> Fitted:
     """Drop the oldest non-system messages until the prompt fits, as Ollama does silently.
 
-    Returns the kept messages and their token count (at most ``num_ctx``; the last message is
-    always kept and cut at the context length).
+    Returns the kept messages, their token count (at most ``num_ctx``; the last message is
+    always kept and cut at the context length) and the whole prompt's count.
     """
     kept = list(messages)
-    tokens = sum(count_tokens(m.get("content", "")) for m in kept)
+    tokens = full = sum(count_tokens(m.get("content", "")) for m in kept)
     while tokens > num_ctx:
         droppable = [i for i, m in enumerate(kept[:-1]) if m.get("role") != "system"]
         if not droppable:
             break
         tokens -= count_tokens(kept.pop(droppable[0]).get("content", ""))
-    return kept, min(tokens, num_ctx)
+    return Fitted(kept, min(tokens, num_ctx), full)

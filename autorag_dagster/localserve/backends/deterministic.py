@@ -44,7 +44,9 @@ class DeterministicRunner:
         return None
 
     def complete(self, request: CompletionRequest) -> Completion:
-        messages, prompt_tokens = fit_context(request.messages, self.num_ctx)
+        fitted = fit_context(request.messages, self.num_ctx)
+        messages, prompt_tokens = fitted.messages, fitted.tokens
+        cut = {"prompt_tokens": fitted.full_tokens, "truncated": fitted.truncated}
         seed = _digest(self.model.name, json.dumps([dict(m) for m in messages], sort_keys=True), request.format)
         rng = random.Random(seed)
         last_user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
@@ -62,15 +64,17 @@ class DeterministicRunner:
                 {"response": _sentence(rng, words), "value": rng.choice(numbers or [rng.randint(0, 99)])}
             )
         else:
-            return self._text_completion(_sentence(rng, words), thinking, prompt_tokens, request.options)
-        return Completion(content, prompt_tokens, count_tokens(content) + count_tokens(thinking), thinking)
+            return self._text_completion(_sentence(rng, words), thinking, prompt_tokens, request.options, cut)
+        return Completion(content, prompt_tokens, count_tokens(content) + count_tokens(thinking), thinking, **cut)
 
-    def _text_completion(self, text: str, thinking: str, prompt_tokens: int, options: Mapping) -> Completion:
+    def _text_completion(
+        self, text: str, thinking: str, prompt_tokens: int, options: Mapping, cut: Mapping
+    ) -> Completion:
         limit = options.get("num_predict", -1)
         tokens = text.split()
         if 0 < limit < len(tokens):
-            return Completion(" ".join(tokens[:limit]), prompt_tokens, limit, thinking, "length")
-        return Completion(text, prompt_tokens, len(tokens) + count_tokens(thinking), thinking)
+            return Completion(" ".join(tokens[:limit]), prompt_tokens, limit, thinking, "length", **cut)
+        return Completion(text, prompt_tokens, len(tokens) + count_tokens(thinking), thinking, **cut)
 
     def embed(self, texts: Sequence[str], truncate: bool) -> Embeddings:
         limit = min(self.num_ctx, self.model.context_length)

@@ -286,7 +286,7 @@ class LlamaCppRunner:
         first = self._contexts[0]  # tokenizing reads the vocabulary only: any context will do
         n_ctx = first.n_ctx()
         room = min(num_predict if num_predict > 0 else n_ctx // 4, n_ctx // 2)
-        prompt, rendered = self._prompt(first, request.messages, n_ctx - max(room, 1))
+        prompt, rendered, whole = self._prompt(first, request.messages, n_ctx - max(room, 1))
         with self._slot(prompt if self._prompt_cache else ()) as llama:
             if not self._prompt_cache:
                 llama.reset()  # evaluate the whole prompt
@@ -312,19 +312,24 @@ class LlamaCppRunner:
             done_reason="length" if choice["finish_reason"] == "length" else "stop",
             prompt_eval_duration=prompt_s,
             eval_duration=max(elapsed - prompt_s, 0.0),
+            prompt_tokens=whole,
+            truncated=whole > len(prompt),
         )
 
     def _prompt(
         self, llama: Llama, messages: Sequence[Mapping[str, str]], limit: int
-    ) -> tuple[list[int], ChatFormatterResponse]:
-        """The prompt's tokens (at most ``limit``) and the rendered template (for its stop strings)."""
+    ) -> tuple[list[int], ChatFormatterResponse, int]:
+        """The prompt's tokens (at most ``limit``), the rendered template (for its stop strings) and
+        the whole prompt's token count before anything was dropped."""
         kept = [dict(m) for m in messages]
+        whole = None
         while True:
             rendered = self._template(messages=kept)
             tokens = llama.tokenize(rendered.prompt.encode(), add_bos=False, special=True)
+            whole = len(tokens) if whole is None else whole
             droppable = [i for i, m in enumerate(kept[:-1]) if m.get("role") != "system"]
             if len(tokens) <= limit or not droppable:
-                return tokens[-limit:], rendered
+                return tokens[-limit:], rendered, whole
             del kept[droppable[0]]
 
     def embed(self, texts: Sequence[str], truncate: bool) -> Embeddings:

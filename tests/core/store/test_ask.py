@@ -20,7 +20,7 @@ from autorag_dagster.core.ask import (
 )
 from autorag_dagster.core.chunking import build_records
 from autorag_dagster.core.store import SegmentStore, embed_records
-from autorag_dagster.ollama import OllamaClient
+from autorag_dagster.ollama import OllamaClient, PromptTooLongError
 from tests.support.search_corpus import CORPUS, OUT_OF_CORPUS, QUERIES, answer_span, shared_words
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "ask_bench.py"
@@ -130,6 +130,16 @@ def test_a_corrected_answer_after_the_reask_is_kept_with_rendered_citations(inde
     [span] = [s for s in result.spans if s.id == "S1"]
     assert result.answer == f"White wine for Maria, and a Chianti for the others {span.label}."
     assert [c.id for c in result.citations] == ["S1"] and result.citations[0].link == f"{span.file}#t={int(span.start)}"
+
+
+def test_a_question_whose_spans_do_not_fit_the_context_is_an_error_naming_ask(indexed, minilm, local_ollama):
+    with OllamaClient(
+        local_ollama.url, llm_model="gemma4:latest", embed_model="all-minilm", num_ctx=512, max_output_tokens=256
+    ) as client:
+        with pytest.raises(PromptTooLongError) as caught:
+            ask(indexed, QUESTION, embed=minilm, client=client)
+    assert caught.value.stage == "ask" and "The ask prompt" in str(caught.value)
+    assert "AUTORAG_NUM_CTX (now 512)" in str(caught.value)
 
 
 def test_an_answer_with_no_schema_match_falls_back_to_extractive(indexed, minilm, llm):
