@@ -452,9 +452,11 @@ def _settle(
     speakers: list[str],
     make_fallback: Callable[[], tuple[str, str]],
     scaffold: str,
+    vocabulary: set[str] | None = None,
 ) -> tuple[str, str]:
     """The answer's title and summary; what is still wrong after the re-ask is repaired or replaced
-    by the fallback's part (title and summary separately, made only when needed), and recorded."""
+    by the fallback's part (title and summary separately, made only when needed), and recorded.
+    ``vocabulary``: the words the model was given (default: the transcript's)."""
     if answer.value is None:
         run.fallback(stage, node, answer.problems)
         return make_fallback()
@@ -463,15 +465,16 @@ def _settle(
         return title, summary
     run.fallback(stage, node, answer.problems)
     fallback = make_fallback()
-    title, summary = repair_text(title, summary, ctx.vocabulary, speakers, fallback)
+    title, summary = repair_text(title, summary, vocabulary or ctx.vocabulary, speakers, fallback)
     bad_title, bad_summary = naming_problems(title, summary, span, scaffold)
     return (fallback[0] if bad_title else title), (fallback[1] if bad_summary else summary)
 
 
-def _judge(ctx: FileContext, span: str, speakers: list[str], scaffold: str):
+def _judge(ctx: FileContext, span: str, speakers: list[str], scaffold: str, vocabulary: set[str] | None = None):
     def judge(value: NodeSummary | FileSummary) -> list[str]:
         bad_title, bad_summary = naming_problems(value.title, value.summary, span, scaffold)
-        return [*text_problems(value.title, value.summary, ctx.vocabulary, speakers), *bad_title, *bad_summary]
+        known = vocabulary or ctx.vocabulary
+        return [*text_problems(value.title, value.summary, known, speakers), *bad_title, *bad_summary]
 
     return judge
 
@@ -682,13 +685,15 @@ def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -
         }
         for n in nodes
     ]
+    # the outline's words are what the model was given: a title word ("Planting") is no invented name
+    vocabulary = ctx.vocabulary | {t for n in nodes for t in tokens(f"{n.title} {n.summary}")}
     messages = prompts.file_messages(sections, duration=ctx.duration, speakers=speakers)
     reduced = sections if run.fits(messages) else outline_windows(run, ctx, sections)
     if reduced is None:  # the fallback's title and summary are made from the sections' titles
         answer: Answer[FileSummary] = Answer(None, ["no two sections of the outline fit in one prompt of num_ctx"])
     else:
         messages = prompts.file_messages(reduced, duration=ctx.duration, speakers=speakers)
-        answer = run.ask(
-            messages, FileSummary, _judge(ctx, ctx.file_text, speakers, prompts.file_scaffold()), stage="file"
-        )
-    return _settle(run, ctx, "file", None, answer, ctx.file_text, speakers, fallback, prompts.file_scaffold())
+        judge = _judge(ctx, ctx.file_text, speakers, prompts.file_scaffold(), vocabulary)
+        answer = run.ask(messages, FileSummary, judge, stage="file")
+    scaffold = prompts.file_scaffold()
+    return _settle(run, ctx, "file", None, answer, ctx.file_text, speakers, fallback, scaffold, vocabulary)

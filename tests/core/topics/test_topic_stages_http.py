@@ -427,3 +427,20 @@ def test_a_small_model_is_not_offered_free_boundaries():
     assert "other_changes" not in subject_changes_schema(5, 3).model_json_schema()["properties"]
     free = subject_changes_schema(5, 3, (0.0, 600.0)).model_json_schema()["properties"]["other_changes"]
     assert free["items"] == {"type": "number", "minimum": 0.0, "maximum": 600.0} and free["maxItems"] == 2
+
+
+def test_the_file_title_may_use_the_outlines_words_but_no_name_from_nowhere(server, client, eight_subjects):
+    """The file stage reads the outline, not the transcript: a title-cased word of a section title
+    ("Repairs", never spoken) is not an invented name; "Zanzibar" still is."""
+    script = [rule for rule in happy_script(eight_subjects) if rule["match"] != "FileSummary"]
+    answer = {"summary": "Tomatoes, the budget and the ferry come first.", "title": "Library Repairs and Storms"}
+    server.script([{"match": "FileSummary", "content": json.dumps(answer)}, *script])
+    tree, stats = build_topic_tree(eight_subjects, client, config=TRUSTED)
+    assert "file" not in stats.fallback_counts, stats.fallbacks
+    assert "Library repairs" in [n.title for n in tree.nodes] and tree.title == "Library Repairs and Storms"
+
+    invented = {**answer, "title": "Library Repairs in Zanzibar"}
+    server.clear_script()
+    server.script([{"match": "FileSummary", "content": json.dumps(invented)}, *script])
+    tree, stats = build_topic_tree(eight_subjects, client, config=TRUSTED)
+    assert stats.fallback_counts.get("file") == 1 and "Zanzibar" not in tree.title, (tree.title, stats.fallbacks)
