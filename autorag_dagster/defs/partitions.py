@@ -28,13 +28,14 @@ def contiguous_range(instance: DagsterInstance, keys: Sequence[str]) -> tuple[st
     if not wanted:
         raise ValueError("no partition keys given")
     current = list(instance.get_dynamic_partitions(audio_files.name))
-    positions = sorted(current.index(k) for k in wanted if k in current)
+    index = {key: i for i, key in enumerate(current)}
+    positions = sorted(index[k] for k in wanted if k in index)
     if len(positions) == len(wanted) and positions[-1] - positions[0] == len(wanted) - 1:
         return current[positions[0]], current[positions[-1]]
     for key in wanted:
-        if key in current:
+        if key in index:
             instance.delete_dynamic_partition(audio_files.name, key)
-    instance.add_dynamic_partitions(audio_files.name, wanted)
+    instance.add_dynamic_partitions(audio_files.name, wanted)  # one batch, at the end, in this order
     return wanted[0], wanted[-1]
 
 
