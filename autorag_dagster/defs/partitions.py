@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dagster import BackfillPolicy, DagsterInstance, DynamicPartitionsDefinition
 
@@ -43,3 +43,11 @@ def range_tags(instance: DagsterInstance, keys: Sequence[str]) -> dict[str, str]
     """Run tags that make one run cover exactly ``keys``."""
     first, last = contiguous_range(instance, keys)
     return {RANGE_START_TAG: first, RANGE_END_TAG: last}
+
+
+def covered_keys(instance: DagsterInstance, partition_key: str | None, tags: Mapping[str, str]) -> list[str]:
+    """The files a run (or run request) of the per-file job covers: its partition, or its range."""
+    if partition_key is not None:
+        return [partition_key]
+    order = list(instance.get_dynamic_partitions(audio_files.name))
+    return order[order.index(tags[RANGE_START_TAG]) : order.index(tags[RANGE_END_TAG]) + 1]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, Definitions
 
-from autorag_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, audio_files
+from autorag_dagster.defs import partitions
 from autorag_dagster.localserve import LocalServer
 from autorag_dagster.runner import EmbeddedDagster
 
@@ -59,8 +59,4 @@ def errors_passed(result) -> bool:
 
 def covered_keys(instance: DagsterInstance, request) -> list[str]:
     """The files a run request of the per-file job covers: its partition, or its partition range."""
-    if request.partition_key is not None:
-        return [request.partition_key]
-    order = list(instance.get_dynamic_partitions(audio_files.name))
-    first, last = request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
-    return order[order.index(first) : order.index(last) + 1]
+    return partitions.covered_keys(instance, request.partition_key, request.tags)
