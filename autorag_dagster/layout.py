@@ -215,6 +215,11 @@ class DataLayout:
         return self.root / "cache" / "source-hashes.json"
 
     @property
+    def folder_sensor_state(self) -> Path:
+        """The folder sensor's per-file state (``core.folder_state``); its cursor names a snapshot here."""
+        return self.root / "sensors" / "audio-folder"
+
+    @property
     def dagster_home(self) -> Path:
         return self.root / "dagster"
 

@@ -1,6 +1,7 @@
 """Synthetic conversations with known speakers, words, turn times and subjects (espeak-ng).
 
-Used for the bundled sample of the main job, by the tests and by the topic benchmark.
+Used for the bundled sample of the main job, by the tests and by the topic benchmark; `tiny_library`
+makes folders of many short files for the library benchmark.
 
 Each line of a script is spoken by one voice; the clips are trimmed of their leading and
 trailing silence and joined with short pauses, so the reference turns are exact.
@@ -14,6 +15,7 @@ words that a title naming the subject would contain.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -721,3 +723,22 @@ def suggested_names(rows, truth: dict[tuple[str, str], str]) -> list[tuple[str, 
         voice = max(set(voices), key=voices.count) if voices else None
         found += [(file, name, truth.get((file, labels[file])), voice) for name, file, _, _ in row.suggestions]
     return found
+
+
+def tiny_library(folder: Path, count: int, seconds: float = 0.1, *, mtime: float | None = None) -> list[str]:
+    """``count`` short valid WAV files of distinct content (quiet noise from a seed per file) in
+    ``folder``, for measuring what scales with the number of files (the folder sensor, partitions).
+    ``mtime``: the files' modification time (older than the sensor's settle time: complete).
+    Returns their keys."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = []
+    for number in range(count):
+        key = f"{number // 500:02d}/file-{number:05d}.wav"
+        path = folder / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        noise = np.random.default_rng(number).standard_normal(int(seconds * SAMPLE_RATE)) * 300
+        write_wav(path, noise)
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+        keys.append(key)
+    return keys

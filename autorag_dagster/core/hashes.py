@@ -15,6 +15,9 @@ from autorag_dagster.core.audio import sha256_file
 
 
 class HashIndex:
+    files_read = 0
+    """Files read to hash them by every index in this process (a benchmark and tests read it)."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
@@ -33,6 +36,7 @@ class HashIndex:
             return entry[2]
         digest = sha256_file(file)
         self.hashed += 1
+        HashIndex.files_read += 1
         self._entries[key] = [stat.st_size, stat.st_mtime_ns, digest]
         self._dirty = True
         return digest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dagster import BackfillPolicy, DagsterInstance, DynamicPartitionsDefinition
 
@@ -28,13 +28,14 @@ def contiguous_range(instance: DagsterInstance, keys: Sequence[str]) -> tuple[st
     if not wanted:
         raise ValueError("no partition keys given")
     current = list(instance.get_dynamic_partitions(audio_files.name))
-    positions = sorted(current.index(k) for k in wanted if k in current)
+    index = {key: i for i, key in enumerate(current)}
+    positions = sorted(index[k] for k in wanted if k in index)
     if len(positions) == len(wanted) and positions[-1] - positions[0] == len(wanted) - 1:
         return current[positions[0]], current[positions[-1]]
     for key in wanted:
-        if key in current:
+        if key in index:
             instance.delete_dynamic_partition(audio_files.name, key)
-    instance.add_dynamic_partitions(audio_files.name, wanted)
+    instance.add_dynamic_partitions(audio_files.name, wanted)  # one batch, at the end, in this order
     return wanted[0], wanted[-1]
 
 
@@ -42,3 +43,11 @@ def range_tags(instance: DagsterInstance, keys: Sequence[str]) -> dict[str, str]
     """Run tags that make one run cover exactly ``keys``."""
     first, last = contiguous_range(instance, keys)
     return {RANGE_START_TAG: first, RANGE_END_TAG: last}
+
+
+def covered_keys(instance: DagsterInstance, partition_key: str | None, tags: Mapping[str, str]) -> list[str]:
+    """The files a run (or run request) of the per-file job covers: its partition, or its range."""
+    if partition_key is not None:
+        return [partition_key]
+    order = list(instance.get_dynamic_partitions(audio_files.name))
+    return order[order.index(tags[RANGE_START_TAG]) : order.index(tags[RANGE_END_TAG]) + 1]

@@ -16,11 +16,12 @@ from dagster import (
 )
 
 from autorag_dagster.core.audio import AudioDecodeError, probe
+from autorag_dagster.core.folder_state import FolderState, FolderStateStore, StateMissing
 from autorag_dagster.core.hashes import HashIndex
 from autorag_dagster.core.keys import valid_keys
 from autorag_dagster.defs.jobs import DIARIZED_ASSETS, NAMED_ASSETS, process_audio
 from autorag_dagster.defs.library import tidy_library
-from autorag_dagster.defs.partitions import audio_files
+from autorag_dagster.defs.partitions import audio_files, range_tags
 from autorag_dagster.defs.resources import OllamaResource, StorageResource, readiness
 
 # A file whose size and mtime did not change for this long is complete; a younger one must
@@ -58,6 +59,7 @@ def _gone_files(
     storage: StorageResource,
     gone: list[str],
     settled_new: dict[str, list],
+    hashes: HashIndex,
     *,
     nothing_found: bool,
     waiting: list[str],
@@ -80,13 +82,11 @@ def _gone_files(
     moved: dict[str, str] = {}
     by_hash = {sha: key for key in gone if (sha := _stored_sha(storage, key))}
     if by_hash and settled_new:
-        hashes = HashIndex(storage.layout.source_hashes)
         for key in sorted(settled_new):
             old = by_hash.pop(hashes.sha256(Path(storage.audio_dir) / key), None)
             if old is not None:
                 moved[old] = key
                 context.log.info(f"{old} moved to {key} (same content): its results follow it, nothing is redone.")
-        hashes.save()
     deleted = [k for k in gone if k not in moved]
     if deleted and storage.keep_deleted:
         context.log.info(
@@ -97,16 +97,50 @@ def _gone_files(
     return moved, deleted, []
 
 
+def _cursor_state(context: SensorEvaluationContext, store: FolderStateStore) -> tuple[FolderState, str | None]:
+    """The state the cursor names, and that name. A cursor of the older kind (the state itself) is read as is."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    if "state" not in cursor:
+        return FolderState.from_dict(cursor), None
+    try:
+        return store.load(cursor["state"]), cursor["state"]
+    except StateMissing as exc:
+        context.log.warning(f"{exc}: every file in the folder is looked at again, as on a first tick.")
+        return FolderState(), None
+
+
+def _content_unchanged(storage: StorageResource, hashes: HashIndex, key: str) -> bool:
+    """A processed file whose size or mtime changed still holds the content its results came from
+    (touched, copied over with the same bytes): only this file is read to tell."""
+    stored = _stored_sha(storage, key)
+    return stored is not None and hashes.sha256(Path(storage.audio_dir) / key) == stored
+
+
+def _run_request(context: SensorEvaluationContext, runs: dict[str, list]) -> RunRequest:
+    """One run for every file to process, stage by stage (each model loads once): a partition
+    range (``partitions.range_tags``: new files are added as partitions in one batch, at the end)."""
+    keys = sorted(runs)
+    run_key = "files:" + _digest(sorted(runs.items()))
+    listed = f"{len(keys)} file(s): " + ", ".join(keys[:20]) + (", ..." if len(keys) > 20 else "")
+    if len(keys) == 1:
+        return RunRequest(run_key=run_key, partition_key=keys[0], job_name=process_audio.name)
+    return RunRequest(
+        run_key=run_key,
+        job_name=process_audio.name,
+        tags={**range_tags(context.instance, keys), "autorag/files": listed[:4000]},
+    )
+
+
 @sensor(
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.STOPPED,
     jobs=[process_audio, tidy_library],
     description=(
-        "Watches AUTORAG_AUDIO_DIR: adds a partition per new audio file and requests a run for new or "
-        "changed files once their size is stable; files that do not decode as audio are left out, named "
-        "with the reason. Files deleted from the folder get a tidy_library run (their results removed, "
-        "unless AUTORAG_KEEP_DELETED); a moved or renamed file keeps its results. Requests nothing while "
-        "Ollama models are missing."
+        "Watches AUTORAG_AUDIO_DIR: adds a partition per new audio file and requests one run for the new "
+        "or changed files once their size is stable (a touched file whose content is unchanged is not run "
+        "again); files that do not decode as audio are left out, named with the reason. Files deleted from "
+        "the folder get a tidy_library run (their results removed, unless AUTORAG_KEEP_DELETED); a moved "
+        "or renamed file keeps its results. Requests nothing while Ollama models are missing."
     ),
 )
 def audio_folder_sensor(
@@ -116,15 +150,16 @@ def audio_folder_sensor(
     if skip is not None:
         return skip  # the cursor stays: nothing found now is forgotten
 
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    seen: dict[str, list] = cursor.get("seen", {})  # last signature observed
-    done: dict[str, list] = cursor.get("done", {})  # signature a run was requested for
-    left_out: dict[str, list] = cursor.get("left_out", {})  # signature and reason of files that are not audio
-    tidied: list[str] = cursor.get("tidied", [])  # partitions a tidy_library run was requested for
+    # The per-file state lives in the data folder; the cursor only names its snapshot.
+    store = FolderStateStore(storage.layout.folder_sensor_state)
+    state, previous = _cursor_state(context, store)
+    seen, done, left_out, tidied = state.seen, state.done, state.left_out, state.tidied
     now = time.time()
     existing = set(context.instance.get_dynamic_partitions(audio_files.name))
+    hashes = HashIndex(storage.layout.source_hashes)
 
-    requests, waiting, settled_new = [], [], {}
+    runs: dict[str, list] = {}  # key -> signature, for the files to process
+    waiting, settled_new, touched = [], {}, []
     observed: dict[str, list] = {}
     candidates, rejected = valid_keys(storage.audio_dir)
     for candidate in candidates:
@@ -137,6 +172,10 @@ def audio_folder_sensor(
             continue
         if done.get(key) == signature or (key in left_out and left_out[key][0] == signature):
             continue
+        if key in done and key in existing and _content_unchanged(storage, hashes, key):
+            done[key] = signature
+            touched.append(key)
+            continue
         try:
             probe(Path(storage.audio_dir) / key)
         except AudioDecodeError as exc:
@@ -146,25 +185,30 @@ def audio_folder_sensor(
         left_out.pop(key, None)
         if key not in existing:
             settled_new[key] = signature
-        requests.append(
-            RunRequest(run_key=f"{key}@{signature[0]}:{signature[1]}", partition_key=key, job_name=process_audio.name)
-        )
+        runs[key] = signature
         done[key] = signature
 
     for exc in rejected:
         context.log.warning(str(exc))
     if waiting:
         context.log.info(f"Waiting for {len(waiting)} file(s) to finish writing: {', '.join(waiting[:10])}")
+    if touched:
+        context.log.info(
+            f"{len(touched)} file(s) changed size or time but not content (read to tell: only those): "
+            + ", ".join(touched[:10])
+        )
 
     present = set(observed) | {exc.key for exc in rejected}
     gone = sorted(k for k in existing if k not in present and k not in tidied)
-    moved, deleted, kept = _gone_files(context, storage, gone, settled_new, nothing_found=not observed, waiting=waiting)
+    moved, deleted, kept = _gone_files(
+        context, storage, gone, settled_new, hashes, nothing_found=not observed, waiting=waiting
+    )
+    hashes.save()
     tidied += kept
-    if moved:  # a moved file is not processed again: tidy_library gives it its results
-        requests = [r for r in requests if r.partition_key not in moved.values()]
-        for new in moved.values():
-            settled_new.pop(new)
-    new_keys = sorted(settled_new)
+    for new in moved.values():  # a moved file is not processed again: tidy_library gives it its results
+        runs.pop(new, None)
+        settled_new.pop(new)
+    requests = [_run_request(context, runs)] if runs else []
     if moved or deleted:
         tidied += [*moved, *deleted]
         requests.append(
@@ -180,16 +224,19 @@ def audio_folder_sensor(
         )
 
     named = [f"{k} ({reason})" for k, (_, reason) in sorted(left_out.items()) if k in observed]
-    cursor = {
-        "seen": observed,
-        "done": {k: v for k, v in done.items() if k in observed},
-        "left_out": {k: v for k, v in left_out.items() if k in observed},
-        "tidied": sorted(k for k in set(tidied) if k in existing and k not in present),
-    }
+    state = FolderState(
+        seen=observed,
+        done={k: v for k, v in done.items() if k in observed},
+        left_out={k: v for k, v in left_out.items() if k in observed},
+        tidied=sorted(k for k in set(tidied) if k in existing and k not in present),
+    )
+    new_keys = sorted(settled_new)
     return SensorResult(
         run_requests=requests,
+        # One request for every new file (the daemon adds them in one go; a run over several files
+        # has added them already, in the same order, to make its range).
         dynamic_partitions_requests=[audio_files.build_add_request(new_keys)] if new_keys else [],
-        cursor=json.dumps(cursor, sort_keys=True),
+        cursor=json.dumps({"state": store.save(state, previous)}),
         skip_reason=None
         if requests
         else SkipReason(

@@ -28,6 +28,7 @@ from autorag_dagster.defs.partitions import audio_files
 from autorag_dagster.defs.resources import OllamaResource, StorageResource
 from autorag_dagster.defs.sensors import audio_folder_sensor
 from autorag_dagster.settings import load_settings
+from tests.support.dagster_runs import covered_keys
 from tests.support.speech import SAMPLE_RATE, convert, write_wav
 
 OLD = time.time() - 3600
@@ -76,8 +77,12 @@ def tick(instance, res, cursor=None):
     return result
 
 
-def requested(result) -> list[str]:
-    return sorted(r.partition_key for r in result.run_requests) if isinstance(result, SensorResult) else []
+def requested(result, instance) -> list[str]:
+    """The files of the one process_audio run a tick requests (none when it requests none)."""
+    if not isinstance(result, SensorResult) or not result.run_requests:
+        return []
+    [request] = [r for r in result.run_requests if r.job_name == "process_audio"]
+    return sorted(covered_keys(instance, request))
 
 
 def sound(path, hz: float, mtime: float | None = OLD):
@@ -104,7 +109,7 @@ def test_sensor_new_changed_partial_unsupported_and_invalid(instance, folder, tm
     sound(folder / "recording.wav", 440, mtime=None)  # just created: may still be written
 
     first = tick(instance, res)
-    assert requested(first) == ["b.opus", "talks/a talk.mp3"]
+    assert requested(first, instance) == ["b.opus", "talks/a talk.mp3"]
     assert set(instance.get_dynamic_partitions(audio_files.name)) == {"b.opus", "talks/a talk.mp3"}
     assert all(r.job_name == "process_audio" for r in first.run_requests)
 
@@ -112,20 +117,24 @@ def test_sensor_new_changed_partial_unsupported_and_invalid(instance, folder, tm
     with open(folder / "recording.wav", "ab") as grown:
         grown.write(b"\0" * 100)
     second = tick(instance, res, first.cursor)
-    assert requested(second) == []
+    assert requested(second, instance) == []
     # Unchanged since the last tick: complete now.
     third = tick(instance, res, second.cursor)
-    assert requested(third) == ["recording.wav"]
+    assert requested(third, instance) == ["recording.wav"]
 
     # Nothing new: nothing requested, and a reason is given, naming what is left out and why.
     fourth = tick(instance, res, third.cursor)
-    assert requested(fourth) == [] and fourth.skip_reason and "No new or changed" in fourth.skip_reason.skip_message
+    assert (
+        requested(fourth, instance) == []
+        and fourth.skip_reason
+        and "No new or changed" in fourth.skip_reason.skip_message
+    )
     assert "fake.mp3 (" in fourth.skip_reason.skip_message
 
     # A changed file is requested again, with a new run key.
     sound(folder / "b.opus", 550, mtime=OLD + 10)
     fifth = tick(instance, res, fourth.cursor)
-    assert requested(fifth) == ["b.opus"]
+    assert requested(fifth, instance) == ["b.opus"]
     assert fifth.run_requests[0].run_key != first.run_requests[0].run_key
     assert "escape.wav" not in instance.get_dynamic_partitions(audio_files.name)
     assert "fake.mp3" not in instance.get_dynamic_partitions(audio_files.name)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, Definitions
 
+from autorag_dagster.defs import partitions
 from autorag_dagster.localserve import LocalServer
 from autorag_dagster.runner import EmbeddedDagster
 
@@ -54,3 +55,8 @@ def errors_passed(result) -> bool:
     """Every check of severity ERROR passed (warnings such as topic_tree_quality are asserted on
     where they are the subject)."""
     return all(c.passed for c in result.get_asset_check_evaluations() if c.severity.value == "ERROR")
+
+
+def covered_keys(instance: DagsterInstance, request) -> list[str]:
+    """The files a run request of the per-file job covers: its partition, or its partition range."""
+    return partitions.covered_keys(instance, request.partition_key, request.tags)
