@@ -1,8 +1,10 @@
 """Offline CPU diarization: Resemblyzer embeddings over speech, spectral clustering.
 
-1. Silero VAD (shipped inside faster-whisper) finds the speech regions.
+1. Silero VAD (shipped inside faster-whisper) finds the speech regions, ``WINDOW_S`` of audio
+   at a time (cut at pauses), so a long recording costs it no more memory than a short one.
 2. Each region is cut into overlapping windows; Resemblyzer's voice encoder (its weights
-   ship in its wheel) embeds every window.
+   ship in its wheel) embeds the windows ``batch_size`` at a time, straight from the signal
+   (scaled by one gain for the whole file, never a scaled copy of it).
 3. Spectral clustering groups the windows; the number of speakers is estimated from the
    eigen-gap, bounded by `min_speakers`/`max_speakers`.
 4. Each window owns the stretch of its region closest to its centre; runs of one speaker
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from autorag_dagster.core.audio import WINDOW_S, quiet_cuts
+from autorag_dagster.core.checks import rms
 from autorag_dagster.core.diarize.base import (
     DiarizerError,
     as_mono_float32,
@@ -65,6 +69,16 @@ def _spectral(embeddings: np.ndarray, min_clusters: int, max_clusters: int) -> n
     return clusterer.predict(embeddings)
 
 
+def loudness_gain(signal: np.ndarray, target_dbfs: float) -> float:
+    """The factor Resemblyzer's ``normalize_volume(signal, target_dbfs, increase_only=True)`` would
+    scale ``signal`` by (1.0 when it is already as loud), from a block-wise RMS."""
+    level = rms(signal)
+    if level <= 0:
+        return 1.0
+    change = target_dbfs - 20 * np.log10(level)
+    return float(10 ** (change / 20)) if change > 0 else 1.0
+
+
 @dataclass
 class ResemblyzerDiarizer:
     min_speakers: int = 1
@@ -76,6 +90,7 @@ class ResemblyzerDiarizer:
     merge_gap_s: float = 0.5
     min_silence_ms: int = 300  # pauses longer than this split speech regions
     batch_size: int = 64
+    vad_window_s: float = WINDOW_S
     name: str = field(default="resemblyzer", init=False)
     loaded_device: str | None = field(default=None, init=False)
     load_s: float | None = field(default=None, init=False)
@@ -102,7 +117,11 @@ class ResemblyzerDiarizer:
         from faster_whisper.vad import VadOptions, get_speech_timestamps
 
         options = VadOptions(min_silence_duration_ms=self.min_silence_ms, speech_pad_ms=100)
-        return [(r["start"], r["end"]) for r in get_speech_timestamps(signal, options, sampling_rate=SAMPLE_RATE)]
+        regions = []
+        for first, last in quiet_cuts(signal, self.vad_window_s):
+            found = get_speech_timestamps(signal[first:last], options, sampling_rate=SAMPLE_RATE)
+            regions += [(first + r["start"], first + r["end"]) for r in found]
+        return regions
 
     def windows(self, regions: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
         """(window start, window end, owned start, owned end) in samples, per region."""
@@ -116,20 +135,22 @@ class ResemblyzerDiarizer:
             out += [(a, b, cuts[i], cuts[i + 1]) for i, (a, b) in enumerate(wins)]
         return out
 
-    def embed(self, signal: np.ndarray, windows: list[tuple[int, int, int, int]]) -> np.ndarray:
+    def embed(self, signal: np.ndarray, windows: list[tuple[int, int, int, int]], gain: float = 1.0) -> np.ndarray:
+        """One d-vector per window of ``signal`` scaled by ``gain``; the mel spectrograms are made
+        ``batch_size`` windows at a time, so memory does not grow with the number of windows."""
         import torch
         from resemblyzer.audio import wav_to_mel_spectrogram
 
         min_len = PARTIAL_FRAMES * SAMPLE_RATE // 100
-        mels = []
-        for a, b, _, _ in windows:
-            piece = signal[a:b]
-            piece = np.pad(piece, (0, max(0, min_len - len(piece))))
-            mels.append(wav_to_mel_spectrogram(piece)[:PARTIAL_FRAMES])
         batches = []
         with torch.inference_mode():
-            for i in range(0, len(mels), self.batch_size):
-                batch = torch.from_numpy(np.stack(mels[i : i + self.batch_size])).to(self.loaded_device)
+            for i in range(0, len(windows), self.batch_size):
+                mels = []
+                for a, b, _, _ in windows[i : i + self.batch_size]:
+                    piece = signal[a:b] * np.float32(gain) if gain != 1.0 else signal[a:b]
+                    piece = np.pad(piece, (0, max(0, min_len - len(piece))))
+                    mels.append(wav_to_mel_spectrogram(piece)[:PARTIAL_FRAMES])
+                batch = torch.from_numpy(np.stack(mels)).to(self.loaded_device)
                 batches.append(self._encoder(batch).cpu().numpy())
         return np.concatenate(batches)
 
@@ -160,15 +181,12 @@ class ResemblyzerDiarizer:
     ) -> Diarization:
         self.load()
         hints = hints or SpeakerHints()
-        from resemblyzer.audio import normalize_volume
-
         signal = resample(as_mono_float32(waveform), sample_rate, SAMPLE_RATE)
         duration = len(signal) / SAMPLE_RATE
         windows = self.windows(self.speech_regions(signal))
         spans, embeddings = [], np.zeros((0, 256), dtype=np.float32)
         if windows:
-            loud = normalize_volume(signal, -30, increase_only=True)
-            embeddings = self.embed(loud, windows)
+            embeddings = self.embed(signal, windows, loudness_gain(signal, -30.0))
             labels = self.cluster(embeddings, hints)
             spans = [(a / SAMPLE_RATE, b / SAMPLE_RATE, str(label)) for (_, _, a, b), label in zip(windows, labels)]
         turns = build_turns(spans, duration, merge_gap_s=self.merge_gap_s)
