@@ -22,7 +22,7 @@ def _fmt(problems: list[str], limit: int = 5) -> list[str]:
     return problems[:limit] + ([f"... and {len(problems) - limit} more"] if len(problems) > limit else [])
 
 
-def rms(samples: np.ndarray, block: int = 1 << 20) -> float:
+def rms(samples: np.ndarray, block: int = 1 << 18) -> float:
     """Root mean square of ``samples``, summed block by block in float64 (no copy of the whole signal)."""
     if samples.size == 0:
         return 0.0
