@@ -174,9 +174,15 @@ def prepare_audio(path: Path | str, key: str, out_dir: Path | str) -> AudioInfo:
     """Decode `path` into `<out_dir>/audio.npy` (block by block, never whole in memory), and describe the file."""
     path = Path(path)
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     pcm_path = out / PCM_FILENAME
-    source, count = write_pcm(path, pcm_path)
+    try:
+        source, count = write_pcm(path, pcm_path)
+    except BaseException:
+        if created:  # a file that is not audio leaves no folder behind
+            out.rmdir()
+        raise
     return AudioInfo(
         key=key,
         path=str(path.resolve()),

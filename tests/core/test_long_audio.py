@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from autorag_dagster.core.audio import (
-    PCM_FILENAME,
     SAMPLE_RATE,
     WINDOW_S,
     AudioDecodeError,
@@ -83,8 +82,11 @@ def test_a_file_that_fails_to_decode_leaves_no_pcm_behind(tmp_path):
     bad.write_bytes(b"RIFF" + b"\x00" * 200)
     with pytest.raises(AudioDecodeError, match="bad.wav"):
         prepare_audio(bad, "bad.wav", tmp_path / "out")
-    assert list((tmp_path / "out").iterdir()) == []
-    assert not (tmp_path / "out" / PCM_FILENAME).exists()
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(AudioDecodeError):
+        prepare_audio(bad, "bad.wav", tmp_path / "kept")
+    assert (tmp_path / "kept").is_dir() and not list((tmp_path / "kept").iterdir())
 
 
 def test_rms_by_blocks_is_the_rms_and_copies_nothing(long_info):
