@@ -2,6 +2,7 @@
 """Benchmark of the whole asset graph on a generated corpus, and of LanceDB search.
 
     .venv/bin/python scripts/bench.py --minutes 2 --files 2 --out bench.json
+    .venv/bin/python scripts/bench.py --minutes 10,30,60 --models packaged --search-rows '' --out lengths.json
 
 1. Generates ``--files`` espeak-ng conversations of ``--minutes`` each (the scripts rotate and the
    voices swap from file to file, so no two files are the same).
@@ -14,6 +15,14 @@
 4. With ``--compare-per-file``: the same files run one by one (one run per file), for the loads.
 5. Times LanceDB search (hybrid, vector, full text) at each of ``--search-rows`` rows.
 6. Records peak memory (this process and its children, the spawned model server among them).
+
+With several ``--minutes`` (e.g. ``10,30,60``) the whole-graph steps 1-4 give way to a length study:
+per length, one long recording (subject blocks of twelve subjects, round after round, the roles
+recast onto six voices each round) runs through the graph cold, and the report gives per-stage
+seconds, the realtime factor, the peak resident memory of this process (where Dagster runs the
+steps) and of the model server during that run alone (each peak is reset before the run), and the
+cost per audio minute against the shortest length (1.0 = linear). A short warm-up run first
+(imports, models read from disk) is not reported.
 
 ``--models`` picks what answers the LLM and embedding calls: ``deterministic`` (the local server's
 test double: fast schema-valid answers and hashed vectors, served as deterministic-llm and
@@ -65,7 +74,17 @@ from autorag_dagster.local_run import (
     ollama_or_local_server,
 )
 from autorag_dagster.runner import failure_text, materialization_metadata, step_seconds, succeeded
-from autorag_dagster.samples import SAMPLE_MEETING, SAMPLE_RATE, VOICES, require_espeak, speak, write_wav
+from autorag_dagster.samples import (
+    ALL_VOICES,
+    LONG_ORDER,
+    SAMPLE_MEETING,
+    SAMPLE_RATE,
+    SUBJECT_BLOCKS,
+    VOICES,
+    require_espeak,
+    speak,
+    write_wav,
+)
 from autorag_dagster.settings import Settings, load_settings
 
 console = Console(stderr=True)
@@ -97,6 +116,17 @@ LOCAL_MODELS = {  # --models: (LLM, embedder, server slots = LLM requests in fli
 }
 LLM_ENDPOINTS = {"chat", "generate"}
 LOCAL_SERVER_COMMAND = "ollama-serve"  # in the command line of the local server's process
+ASSET_STEPS = (  # the steps that materialise assets, in graph order (the others are asset checks)
+    "audio",
+    "transcript",
+    "diarization",
+    "speaker_transcript",
+    "topic_tree",
+    "embeddings",
+    "viz",
+    "lancedb_index",
+)
+WARMUP_MINUTES = 0.5  # the length study's first, unreported run: imports and first reads from disk
 WHISPER_ACQUIRE = "| acquire | whisper |"  # a row of the GPU tenancy timeline in the step's metadata
 SEARCH_BATCH_ROWS = 5_000
 SEARCH_MODEL = "bench-synthetic"
@@ -134,6 +164,7 @@ class Options:
     queries: int = 50
     workdir: Path | None = None
     scale: tuple[int, ...] = ()
+    lengths: tuple[float, ...] = ()  # several --minutes: the length study instead of the whole-graph steps
 
 
 def say(message: str) -> None:
@@ -154,7 +185,7 @@ class AudioFile:
 
 @functools.cache
 def spoken(text: str, speaker: str) -> np.ndarray:
-    return speak(text, VOICES[speaker])
+    return speak(text, ALL_VOICES[speaker])
 
 
 def file_lines(index: int) -> Iterator[tuple[str, str]]:
@@ -178,6 +209,30 @@ def write_conversation(path: Path, lines: Iterator[tuple[str, str]], target_s: f
         length += len(clip) + len(pause)
     write_wav(path, np.concatenate(pieces))
     return length / SAMPLE_RATE
+
+
+def long_lines() -> Iterator[tuple[str, str]]:
+    """A long varied recording's lines, endlessly: the subject blocks of ``LONG_ORDER`` and the kitchen
+    podcast (twelve subjects), round after round; each round recasts the roles onto the next voices
+    of ``ALL_VOICES`` (espeak-ng and flite), so an hour hears all six."""
+    blocks = [SUBJECT_BLOCKS[subject] for subject in LONG_ORDER] + [PODCAST]
+    roles = sorted({speaker for block in blocks for speaker, _ in block})
+    voices = list(ALL_VOICES)
+    for round_ in itertools.count():
+        cast = {role: voices[(position + round_) % len(voices)] for position, role in enumerate(roles)}
+        for block in blocks:
+            yield from ((cast[speaker], text) for speaker, text in block)
+
+
+def make_long(folder: Path, minutes: Sequence[float]) -> list[AudioFile]:
+    """One long recording (``long_lines``) per length in ``minutes``."""
+    require_espeak()
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = []
+    for length in minutes:
+        key = f"long-{length:g}min.wav"
+        corpus.append(AudioFile(key, folder / key, write_conversation(folder / key, long_lines(), length * 60)))
+    return corpus
 
 
 def make_corpus(folder: Path, files: int, minutes: float) -> list[AudioFile]:
@@ -567,19 +622,112 @@ def peak_memory_mib() -> dict[str, float]:
     }
 
 
-def child_peak_mib(marker: str) -> float | None:
-    """VmHWM (peak resident memory) of the running child process whose command line holds ``marker``."""
+def child_pid(marker: str) -> int | None:
+    """The running child process whose command line holds ``marker``."""
     for listing in Path("/proc/self/task").glob("*/children"):
         for pid in listing.read_text().split():
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                status = Path(f"/proc/{pid}/status").read_text()
             except OSError:  # it exited meanwhile
                 continue
-            match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
-            if marker in command and match:
-                return round(int(match.group(1)) / 1024, 1)
+            if marker in command:
+                return int(pid)
     return None
+
+
+def vm_hwm_mib(pid: int | str = "self") -> float | None:
+    """VmHWM (peak resident memory since start or since ``reset_peak``) of process ``pid``."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return round(int(match.group(1)) / 1024, 1) if match else None
+
+
+def reset_peak(pid: int | str = "self") -> bool:
+    """Reset process ``pid``'s VmHWM to its present resident size (Linux's clear_refs, value 5)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def child_peak_mib(marker: str) -> float | None:
+    """VmHWM (peak resident memory) of the running child process whose command line holds ``marker``."""
+    pid = child_pid(marker)
+    return None if pid is None else vm_hwm_mib(pid)
+
+
+def topic_figures(run: GraphRun, data_dir: Path, key: str) -> dict[str, Any]:
+    """What the topic tree of a long file covers: level-1 nodes, the longest of them, the largest
+    prompt the LLM evaluated against the run's num_ctx (a prompt near num_ctx was cut)."""
+    from autorag_dagster.layout import DataLayout
+
+    tree = DataLayout(data_dir).read_stored("topic_tree", key)
+    (meta,) = run.metadata("topic_tree")
+    prompts = [
+        e.get("prompt_eval_count") or 0
+        for e in run.events or []
+        if e["kind"] == "request_end" and e.get("endpoint") in LLM_ENDPOINTS
+    ]
+    return {
+        "level1_nodes": len(tree.nodes),
+        "nodes": meta["nodes"],
+        "longest_level1_s": round(max((n.end - n.start for n in tree.nodes), default=0.0), 1),
+        "last_level1_start_s": round(tree.nodes[-1].start, 1) if tree.nodes else None,
+        "num_ctx": meta["num_ctx"],
+        "largest_prompt_tokens": max(prompts, default=None),
+        "fallback_counts": meta["fallback_counts"],
+    }
+
+
+def length_section(endpoint: Endpoint, workdir: Path, corpus: Sequence[AudioFile]) -> list[dict[str, Any]]:
+    """Each long recording through the whole graph, cold, alone; per-stage seconds, realtime factor,
+    peak memory of this process and of the model server during that run, cost per audio minute
+    against the first (shortest) length."""
+    rows: list[dict[str, Any]] = []
+    for audio in corpus:
+        say(f"Length study: {audio.key} ({audio.duration_s / 60:.1f} min), one cold run ...")
+        server = child_pid(LOCAL_SERVER_COMMAND)
+        reset_peak()
+        if server is not None:
+            reset_peak(server)
+        data_dir = workdir / f"length-{Path(audio.key).stem}"
+        run = run_graph(endpoint, data_dir, [audio.key])
+        minutes = audio.duration_s / 60
+        steps = run.step_seconds()
+        rows.append(
+            {
+                "key": audio.key,
+                "audio_s": round(audio.duration_s, 2),
+                "wall_s": run.wall_s,
+                "realtime_factor": round(audio.duration_s / run.wall_s, 3),
+                "steps_s": steps,
+                "wall_per_audio_min_s": round(run.wall_s / minutes, 3),
+                "steps_per_audio_min_s": {step: round(seconds / minutes, 3) for step, seconds in steps.items()},
+                "peak_rss_mib": {
+                    "main": vm_hwm_mib(),
+                    "server": None if server is None else vm_hwm_mib(server),
+                },
+                "topics": topic_figures(run, data_dir, audio.key),
+                "load_average_after": [round(x, 2) for x in os.getloadavg()],  # 1, 5, 15 min: a shared machine shows
+                "measured": True,
+            }
+        )
+        say(f"  {run.wall_s:.1f} s wall, {rows[-1]['realtime_factor']}x real time, peak RSS {rows[-1]['peak_rss_mib']}")
+    base = rows[0]
+    for row in rows:
+        row["per_minute_vs_first"] = {
+            "wall": round(row["wall_per_audio_min_s"] / base["wall_per_audio_min_s"], 3),
+            **{
+                step: round(seconds / base["steps_per_audio_min_s"][step], 3)
+                for step, seconds in row["steps_per_audio_min_s"].items()
+                if base["steps_per_audio_min_s"].get(step)
+            },
+        }
+    return rows
 
 
 def scale_section(
@@ -619,7 +767,40 @@ def run_benchmark(options: Options) -> dict[str, Any]:
         raise BenchError("--files, --minutes, --repeat and --queries must be positive")
     with ExitStack() as stack:
         workdir = options.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="autorag-bench-")))
-        return measure(options, workdir)
+        return measure_lengths(options, workdir) if options.lengths else measure(options, workdir)
+
+
+def measure_lengths(options: Options, workdir: Path) -> dict[str, Any]:
+    started = dt.datetime.now(dt.UTC)
+    say(f"Generating one long recording per length ({', '.join(f'{m:g}' for m in options.lengths)} min)")
+    warmup, *corpus = make_long(workdir / "corpus", [WARMUP_MINUTES, *options.lengths])
+    with model_endpoint(options.models, workdir, workdir / "corpus") as endpoint:
+        settings = endpoint.settings
+        say(f"Warm-up run on {warmup.key} (not reported) ...")
+        run_graph(endpoint, workdir / "length-warmup", [warmup.key])
+        lengths = length_section(endpoint, workdir, corpus)
+        dim = _table_dim(settings.model_copy(update={"data_dir": str(workdir / f"length-{Path(corpus[0].key).stem}")}))
+    search = search_section(workdir, options.search_rows, dim, options.queries)
+    return {
+        "date": started.isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "versions": versions(),
+        "settings": {
+            "models": options.models.value,
+            "minutes": list(options.lengths),
+            "search_rows": list(options.search_rows),
+            "queries": options.queries,
+            "pipeline": settings.model_dump(mode="json", exclude={"audio_dir", "data_dir", "lancedb_uri"}),
+        },
+        "corpus": {"files": len(corpus), "durations_s": [round(f.duration_s, 2) for f in corpus]},
+        "lengths": lengths,
+        "search": search,
+        "memory": {
+            "note": "peak_rss_mib per length: VmHWM of this process (Dagster runs the steps in it) and of the "
+            "model server (a child process), each reset (clear_refs) just before that length's run.",
+        },
+    }
 
 
 def measure(options: Options, workdir: Path) -> dict[str, Any]:
@@ -741,7 +922,41 @@ def search_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def lengths_table(report: dict[str, Any]) -> Table:
+    rows = report["lengths"]
+    table = Table(title="Cost against length: one cold run per recording (measured)", title_justify="left")
+    table.add_column("")
+    for row in rows:
+        table.add_column(f"{row['audio_s'] / 60:.1f} min", justify="right")
+
+    def add(name: str, cell: Callable[[dict], Any]) -> None:
+        table.add_row(name, *("-" if cell(row) is None else str(cell(row)) for row in rows))
+
+    add("wall (s)", lambda r: r["wall_s"])
+    add("realtime factor (audio s / wall s)", lambda r: r["realtime_factor"])
+    add("wall per audio minute (s)", lambda r: r["wall_per_audio_min_s"])
+    add("  / the same at the first length", lambda r: r["per_minute_vs_first"]["wall"])
+    for step in ASSET_STEPS:
+        add(f"{step} (s)", lambda r, step=step: r["steps_s"].get(step))
+        add("  per audio minute / first", lambda r, step=step: r["per_minute_vs_first"].get(step))
+    add("asset checks, all (s)", lambda r: round(sum(v for k, v in r["steps_s"].items() if k not in ASSET_STEPS), 3))
+    add("peak RSS: main process (MiB)", lambda r: r["peak_rss_mib"]["main"])
+    add("peak RSS: model server (MiB)", lambda r: r["peak_rss_mib"]["server"])
+    add("topic tree: level-1 nodes", lambda r: r["topics"]["level1_nodes"])
+    add("topic tree: longest level-1 node (s)", lambda r: r["topics"]["longest_level1_s"])
+    add(
+        "largest prompt (tokens) / num_ctx",
+        lambda r: pair(r["topics"]["largest_prompt_tokens"], r["topics"]["num_ctx"]),
+    )
+    return table
+
+
 def render(report: dict[str, Any], out: Callable[[Any], None]) -> None:
+    if "lengths" in report:
+        out(lengths_table(report))
+        if report["search"]:
+            out(search_table(report))
+        return
     corpus, graph = report["corpus"], report["graph"]
     title = (
         f"Whole graph: {corpus['files']} file(s), {corpus['audio_s']} s of audio, models "
@@ -771,12 +986,26 @@ def parse_rows(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def parse_minutes(text: str) -> tuple[float, ...]:
+    try:
+        lengths = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give minutes separated by commas, e.g. 2 or 10,30,60") from None
+    if not lengths or any(length < 0.05 for length in lengths):
+        raise typer.BadParameter("each length must be at least 0.05 minutes")
+    return lengths
+
+
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
 
 
 @app.command()
 def main(
-    minutes: float = typer.Option(2.0, min=0.05, help="Length of each generated file, in minutes."),
+    minutes: str = typer.Option(
+        "2",
+        help="Length of each generated file, in minutes; several (e.g. '10,30,60'): the length study, one "
+        "long recording per length, instead of the whole-graph steps.",
+    ),
     files: int = typer.Option(2, min=1, help="Number of files in the corpus."),
     models: Models = typer.Option(Models.deterministic, help="What answers the LLM and embedding calls."),
     repeat: int = typer.Option(1, min=1, help="Cold whole-graph runs; the report quotes medians."),
@@ -787,8 +1016,18 @@ def main(
     out: Path | None = typer.Option(None, help="Write the JSON report here."),
     scale: str = typer.Option("", help="Also run the graph over N files for each N given, e.g. '1,3,6' ('' skips)."),
 ) -> None:
+    lengths = parse_minutes(minutes)
     options = Options(
-        minutes, files, models, repeat, compare_per_file, parse_rows(search_rows), queries, workdir, parse_rows(scale)
+        lengths[0],
+        files,
+        models,
+        repeat,
+        compare_per_file,
+        parse_rows(search_rows),
+        queries,
+        workdir,
+        parse_rows(scale),
+        lengths if len(lengths) > 1 else (),
     )
     try:
         report = run_benchmark(options)

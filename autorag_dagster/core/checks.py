@@ -22,8 +22,19 @@ def _fmt(problems: list[str], limit: int = 5) -> list[str]:
     return problems[:limit] + ([f"... and {len(problems) - limit} more"] if len(problems) > limit else [])
 
 
+def rms(samples: np.ndarray, block: int = 1 << 18) -> float:
+    """Root mean square of ``samples``, summed block by block in float64 (no copy of the whole signal)."""
+    if samples.size == 0:
+        return 0.0
+    total = 0.0
+    for start in range(0, samples.size, block):
+        piece = np.asarray(samples[start : start + block], dtype=np.float64)
+        total += float(np.dot(piece, piece))
+    return float(np.sqrt(total / samples.size))
+
+
 def has_speech_energy(samples: np.ndarray) -> bool:
-    return samples.size > 0 and float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) >= SPEECH_RMS
+    return samples.size > 0 and rms(samples) >= SPEECH_RMS
 
 
 def check_audio(info: AudioInfo) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from autorag_dagster.core.audio import SAMPLE_RATE
+from autorag_dagster.core.audio import SAMPLE_RATE, WINDOW_S, quiet_cuts
 from autorag_dagster.core.types import Segment, Transcript, Word
 from autorag_dagster.gpu.memory import ComputeConfig, ctranslate2_cuda_available, pick_device, release_memory
 
@@ -87,6 +87,7 @@ class Transcriber:
     language: str | None = None
     cpu_threads: int = 1
     beam_size: int = 5
+    window_s: float = WINDOW_S  # longer audio is transcribed window by window, cut at pauses
     warnings: list[str] = field(default_factory=list, init=False)
     loaded_device: str | None = field(default=None, init=False)
     load_s: float | None = field(default=None, init=False)
@@ -150,36 +151,45 @@ class Transcriber:
         return self
 
     def transcribe(self, samples: np.ndarray, key: str) -> Transcription:
-        """Transcribe 16 kHz mono float32 samples (as `audio.load_samples` returns them)."""
-        self.load()
-        from faster_whisper import BatchedInferencePipeline
+        """Transcribe 16 kHz mono float32 samples (as `audio.load_samples` returns them).
 
+        Audio longer than ``window_s`` goes through faster-whisper one window at a time (cut at
+        pauses by ``quiet_cuts``; each window is a view of ``samples``, never a copy of the whole),
+        so its VAD and log-mel features cost memory for one window, not for the whole recording.
+        The first window's language holds for the rest."""
+        self.load()
         audio = np.ascontiguousarray(samples, dtype=np.float32)
-        options = dict(language=self.language, word_timestamps=True, vad_filter=True, beam_size=self.beam_size)
-        start = time.perf_counter()
-        if self.batch_size > 0:
-            pipeline = BatchedInferencePipeline(model=self._whisper)
-            raw_segments, info = pipeline.transcribe(audio, batch_size=self.batch_size, **options)
-        else:
-            raw_segments, info = self._whisper.transcribe(audio, **options)
         duration = len(audio) / SAMPLE_RATE
         inside = clamp_to(duration)
-        segments = [
-            Segment(
-                id=i,
-                start=inside(s.start),
-                end=inside(s.end),
-                text=s.text.strip(),
-                words=[
-                    Word(start=inside(w.start), end=inside(w.end), text=w.word.strip(), probability=w.probability)
-                    for w in s.words or []
-                    if w.word.strip()
-                ],
-                avg_logprob=s.avg_logprob,
-                no_speech_prob=s.no_speech_prob,
-            )
-            for i, s in enumerate(raw_segments)  # a generator: decoding happens here
-        ]
+        start = time.perf_counter()
+        segments: list[Segment] = []
+        language, info = self.language, None
+        for first, last in quiet_cuts(audio, self.window_s):
+            raw_segments, window_info = self._run(audio[first:last], language)
+            offset = first / SAMPLE_RATE
+            for s in raw_segments:  # a generator: decoding happens here
+                segments.append(
+                    Segment(
+                        id=len(segments),
+                        start=inside(offset + s.start),
+                        end=inside(offset + s.end),
+                        text=s.text.strip(),
+                        words=[
+                            Word(
+                                start=inside(offset + w.start),
+                                end=inside(offset + w.end),
+                                text=w.word.strip(),
+                                probability=w.probability,
+                            )
+                            for w in s.words or []
+                            if w.word.strip()
+                        ],
+                        avg_logprob=s.avg_logprob,
+                        no_speech_prob=s.no_speech_prob,
+                    )
+                )
+            if info is None:
+                info, language = window_info, window_info.language
         elapsed = time.perf_counter() - start
         transcript = Transcript(
             key=key,
@@ -191,6 +201,16 @@ class Transcriber:
             segments=segments,
         )
         return Transcription(transcript=transcript, elapsed_s=elapsed)
+
+    def _run(self, audio: np.ndarray, language: str | None):
+        """faster-whisper on one window: (segments generator, info)."""
+        from faster_whisper import BatchedInferencePipeline
+
+        options = dict(language=language, word_timestamps=True, vad_filter=True, beam_size=self.beam_size)
+        if self.batch_size > 0:
+            pipeline = BatchedInferencePipeline(model=self._whisper)
+            return pipeline.transcribe(audio, batch_size=self.batch_size, **options)
+        return self._whisper.transcribe(audio, **options)
 
     def close(self) -> None:
         """Drop the model and give its memory back (CUDA cache included)."""

@@ -7,6 +7,7 @@ figure is there, of the right type, and that the counts follow from how the grap
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -200,3 +201,73 @@ def test_search_rows_must_be_positive_counts(text):
 def test_search_rows_parse():
     assert bench.parse_rows("10000,100_000") == (10_000, 100_000)
     assert bench.parse_rows("") == ()
+
+
+LENGTH_ROW = {
+    "key": str,
+    "audio_s": NUMBER,
+    "wall_s": NUMBER,
+    "realtime_factor": NUMBER,
+    "steps_s": dict,
+    "wall_per_audio_min_s": NUMBER,
+    "steps_per_audio_min_s": dict,
+    "peak_rss_mib": {"main": NUMBER, "server": NUMBER},
+    "topics": {
+        "level1_nodes": int,
+        "nodes": int,
+        "longest_level1_s": NUMBER,
+        "last_level1_start_s": NUMBER,
+        "num_ctx": int,
+        "largest_prompt_tokens": int,
+        "fallback_counts": dict,
+    },
+    "load_average_after": list,
+    "measured": bool,
+    "per_minute_vs_first": dict,
+}
+
+
+@pytest.mark.slow
+def test_several_lengths_measure_cost_against_length(tmp_path):
+    out = tmp_path / "lengths.json"
+    args = ["--minutes", "0.2,0.4", "--models", "deterministic", "--search-rows", "", "--workdir", str(tmp_path)]
+    result = CliRunner().invoke(bench.app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "Cost against length" in result.output and "peak RSS: model server (MiB)" in result.output
+    report = json.loads(out.read_text())
+
+    assert report["settings"]["minutes"] == [0.2, 0.4] and report["search"] == []
+    first, second = report["lengths"]
+    for row in (first, second):
+        check_shape(row, LENGTH_ROW, row["key"])
+        assert ASSETS <= set(row["steps_s"]) and row["measured"] is True
+        assert row["realtime_factor"] == pytest.approx(row["audio_s"] / row["wall_s"], rel=0.01)
+        assert row["wall_per_audio_min_s"] == pytest.approx(row["wall_s"] / (row["audio_s"] / 60), rel=0.01)
+        # the peaks are this run's: the server's under the main process's, which holds Whisper and the graph
+        assert 0 < row["peak_rss_mib"]["server"] < row["peak_rss_mib"]["main"]
+    assert first["per_minute_vs_first"]["wall"] == 1.0
+    assert 12 <= first["audio_s"] <= 22 and 24 <= second["audio_s"] <= 34  # whole lines, up to the length
+    ratio = second["wall_per_audio_min_s"] / first["wall_per_audio_min_s"]
+    assert second["per_minute_vs_first"]["wall"] == pytest.approx(ratio, abs=0.01)
+    assert (tmp_path / "corpus" / "long-0.4min.wav").exists()
+
+
+def test_the_long_recording_has_twelve_subjects_and_six_voices():
+    lines = bench.long_lines()
+    first_round = sum(len(bench.SUBJECT_BLOCKS[s]) for s in bench.LONG_ORDER) + len(bench.PODCAST)
+    texts = {text for _, text in itertools.islice(bench.long_lines(), first_round)}
+    subjects = [s for s in bench.LONG_ORDER if any(text in texts for _, text in bench.SUBJECT_BLOCKS[s])]
+    assert len(subjects) + any(text in texts for _, text in bench.PODCAST) == 12
+    voices = {voice for voice, _ in itertools.islice(lines, 3 * first_round)}
+    assert voices == set(bench.ALL_VOICES) and len(voices) == 6
+
+
+@pytest.mark.parametrize("text", ["", "ten", "10,0", "0.01"])
+def test_minutes_must_be_lengths(text):
+    with pytest.raises(typer.BadParameter):
+        bench.parse_minutes(text)
+
+
+def test_minutes_parse():
+    assert bench.parse_minutes("2") == (2.0,)
+    assert bench.parse_minutes("10, 30,60") == (10.0, 30.0, 60.0)
