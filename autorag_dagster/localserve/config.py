@@ -76,6 +76,7 @@ class ServerConfig:
     never_unload: tuple[str, ...] = ()  # tests only: models that ignore keep_alive 0 (a stuck runner)
     prompt_cache: bool = True  # llama.cpp slots keep their evaluated prefix, as Ollama's do (False: every
     # request evaluates its whole prompt, so an answer depends on the request alone: tests comparing answers)
+    flash_attention: bool | None = None  # OLLAMA_FLASH_ATTENTION; unset: the backend's default (llama.cpp: on)
 
     @cached_property
     def offered(self) -> Catalogue:
@@ -217,6 +218,7 @@ _ENV = {
     "vram_bytes": ("AUTORAG_LOCALSERVE_VRAM", _bytes),
     "unload_delay": ("AUTORAG_LOCALSERVE_UNLOAD_DELAY", _seconds),
     "prompt_cache": ("AUTORAG_LOCALSERVE_PROMPT_CACHE", _flag),
+    "flash_attention": ("OLLAMA_FLASH_ATTENTION", _flag),
 }
 
 

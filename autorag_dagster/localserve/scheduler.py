@@ -318,7 +318,8 @@ class Scheduler:
         parallel = self._parallel(spec)
         started = perf_counter()
         runner = await asyncio.to_thread(
-            self._backends[backend_name].load, LoadSpec(spec, options, parallel, self.config.prompt_cache)
+            self._backends[backend_name].load,
+            LoadSpec(spec, options, parallel, config.prompt_cache, flash_attention=config.flash_attention is not False),
         )
         if config.load_delay:
             await asyncio.sleep(config.load_delay)

@@ -380,3 +380,25 @@ def test_greedy_answers_with_the_grammar_checked_last_equal_those_with_the_gramm
     steps = got["usage"]["completion_tokens"]
     # both paths ran: most steps needed the grammar only for the chosen token, some needed all of it
     assert 0 < sampler.full_checks < steps / 2, (sampler.full_checks, steps)
+
+
+@pytest.mark.parametrize(("env", "expected"), [({}, True), ({"OLLAMA_FLASH_ATTENTION": "0"}, False)])
+def test_llama_cpp_contexts_use_flash_attention_unless_ollamas_variable_turns_it_off(env, expected):
+    import llama_cpp
+
+    from autorag_dagster.localserve.backends.base import LoadSpec
+    from autorag_dagster.localserve.backends.llama_cpp import LlamaCppRunner, describe
+    from autorag_dagster.localserve.options import RunnerOptions
+
+    config = ServerConfig.from_env(env)
+    assert config.flash_attention is (None if not env else False)
+    spec = describe(SMOLLM2, GGUF)
+    runner = LlamaCppRunner(
+        LoadSpec(spec, RunnerOptions(num_ctx=512), 1, flash_attention=config.flash_attention is not False)
+    )
+    try:
+        (context,) = runner._contexts
+        wanted = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if expected else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        assert context.context_params.flash_attn_type == wanted
+    finally:
+        runner.close()

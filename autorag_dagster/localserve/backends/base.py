@@ -28,6 +28,7 @@ class LoadSpec:
     options: RunnerOptions  # num_ctx already clamped to the model's trained context
     parallel: int
     prompt_cache: bool = True  # a slot reuses the prefix it already evaluated (Ollama's prompt cache)
+    flash_attention: bool = True  # llama.cpp's fused attention: prompts evaluated faster
 
     @property
     def num_ctx(self) -> int:
