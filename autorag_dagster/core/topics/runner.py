@@ -128,6 +128,8 @@ class StageRunner:
         self.fingerprint = model_fingerprint(client) if cache is not None else ""
         self.fallbacks: list[Fallback] = []
         self.cache_hits = self.cache_misses = self.semantic_retries = 0
+        self.reasks_rescued = 0  # re-asks whose answer was accepted
+        self.reask = True  # a stage turns it off once this file's re-asks have fixed no answer
         self.windows: Counter[str] = Counter()  # per stage, prompts made of windows because the whole did not fit
         self._owns_residency = residency is None
         self.residency = residency or LlmResidency(client, tenancy)
@@ -264,6 +266,8 @@ class StageRunner:
         problems = judge(value)
         if not problems:
             return Answer(value)
+        if not self.reask:
+            return Answer(value, [*problems, "not re-asked: this file's earlier re-asks fixed no answer"])
         reask = prompts.reask_messages(messages, raw, problems)
         if not self.fits(reask, num_ctx):
             return Answer(value, [*problems, f"not re-asked: the re-ask would not fit in num_ctx {num_ctx}"])
@@ -272,7 +276,16 @@ class StageRunner:
         again, raw_again = self._chat(reask, schema, num_ctx, stage)
         if again is None:
             return Answer(value, [*problems, raw_again])
-        return Answer(again, judge(again))
+        answer = Answer(again, judge(again))
+        if answer.usable:
+            with self._lock:
+                self.reasks_rescued += 1
+        return answer
+
+    def reasks_useless(self) -> bool:
+        """Whether this file's model was re-asked and fixed none of those answers."""
+        with self._lock:
+            return self.semantic_retries > 0 and self.reasks_rescued == 0
 
     def fallback(self, stage: str, node: str | None, problems: list[str]) -> None:
         with self._lock:

@@ -103,6 +103,12 @@ class TopicConfig(BaseModel):
         "re-ask, the file's other nodes get the extractive title and summary without asking (each counted as a "
         "fallback); 0 asks for every node. A model that cannot write them should not cost minutes per file.",
     )
+    stop_useless_reasks: bool = Field(
+        True,
+        description="When the re-asks of a file's probed summaries (or of all its summaries, for a file of few "
+        "nodes) fixed none of the answers they were asked to fix, its later rejected answers are not re-asked "
+        "(the re-ask of a model that ignores the named problems costs a whole answer and buys nothing).",
+    )
     window_words: int = Field(
         60, ge=5, description="A long turn is cut into pieces of this many words when a part is summarised in windows."
     )
@@ -618,7 +624,9 @@ def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> Non
 
     The first ``give_up_after`` nodes are asked first; when most of their answers are still
     rejected after their re-ask, the other nodes are not asked (the same nodes are probed on every
-    run, so the decision does not depend on which answer came back first)."""
+    run, so the decision does not depend on which answer came back first). When their re-asks fixed
+    none of the answers they were asked to fix, the other nodes' rejected answers, and the file
+    summary's, are not re-asked either (each still a counted fallback)."""
 
     def write(node: TopicNode, ask: bool = True) -> bool:
         """Whether the model's answer was usable (False for a node not asked)."""
@@ -648,14 +656,16 @@ def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> Non
             write(node)
     if probe <= 0 or len(spoken) <= probe:
         run.client.fan_out(write, spoken)
-        return
-    usable = run.client.fan_out(write, spoken[:probe])
-    rest = spoken[probe:]
-    if 2 * sum(usable) >= probe:
-        run.client.fan_out(write, rest)
     else:
-        for node in rest:
-            write(node, ask=False)
+        usable = run.client.fan_out(write, spoken[:probe])
+        rest = spoken[probe:]
+        if 2 * sum(usable) >= probe:
+            run.reask = not (ctx.config.stop_useless_reasks and run.reasks_useless())
+            run.client.fan_out(write, rest)
+        else:
+            for node in rest:
+                write(node, ask=False)
+    run.reask = not (ctx.config.stop_useless_reasks and run.reasks_useless())
 
 
 def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> tuple[str, str]:

@@ -444,3 +444,51 @@ def test_the_file_title_may_use_the_outlines_words_but_no_name_from_nowhere(serv
     server.script([{"match": "FileSummary", "content": json.dumps(invented)}, *script])
     tree, stats = build_topic_tree(eight_subjects, client, config=TRUSTED)
     assert stats.fallback_counts.get("file") == 1 and "Zanzibar" not in tree.title, (tree.title, stats.fallbacks)
+
+
+REASK = "That answer cannot be used"
+
+
+@pytest.mark.parametrize("reask_fixes", [False, True])
+def test_once_a_files_re_asks_fixed_nothing_its_later_answers_are_not_re_asked(
+    server, client, eight_subjects, reask_fixes
+):
+    """Five chapters; the first three summaries are the probe. The tomatoes chapter's answer is
+    rejected and re-asked; when that re-ask fixes it, the builders chapter's rejected answer is
+    re-asked too, and when it does not, that answer goes straight to the fallback (counted)."""
+    invented = json.dumps({"summary": "A trip to Zanzibar.", "title": "Zanzibar travel notes"})
+    fixed = json.dumps({"summary": "The speakers discuss the tomatoes.", "title": "Watering the tomatoes"})
+    server.script(
+        [
+            {"match": CHAPTERS, "content": changes(1, 3, 5, 7)},
+            {"match": "SplitDecision", "content": json.dumps({"reason": "One subject.", "subdivide": False})},
+            {
+                "match": "FileSummary",
+                "content": json.dumps(
+                    {"summary": "The speakers discuss tomatoes, a budget and storms.", "title": "Tomatoes and storms"}
+                ),
+            },
+            {"match": REASK, "content": fixed if reask_fixes else invented},
+            {"match": "tomatoes", "content": invented},
+            {"match": "builders", "content": invented},
+            *(
+                {"match": word, "content": json.dumps({"summary": f"The speakers discuss {t.lower()}.", "title": t})}
+                for word, t in SUBJECT_TITLES.items()
+            ),
+        ]
+    )
+    tree, stats = build_topic_tree(eight_subjects, client, config=TRUSTED)
+    assert [round(n.start) for n in tree.nodes] == [0, 76, 227, 377, 528] and tree.depth == 1
+    by_node = {f.node: f.reason for f in stats.fallbacks if f.stage == "summary"}
+    if reask_fixes:
+        assert stats.semantic_retries == 2 and tree.nodes[0].title == "Watering the tomatoes"
+        assert set(by_node) == {"4"} and "not re-asked" not in by_node["4"]
+    else:
+        assert stats.semantic_retries == 1
+        assert set(by_node) == {"1", "4"} and "not re-asked" in by_node["4"] and "not re-asked" not in by_node["1"]
+    assert stats.fallback_counts["summary"] == len(by_node)
+    assert "Zanzibar" not in tree.nodes[3].title and tree.title == "Tomatoes and storms"
+    # the requests the server saw: level 1, three split decisions, five summaries, the re-asks, the file summary
+    starts = [e for e in chats(server.events()) if e["kind"] == "request_start"]
+    assert len(starts) == stats.llm_calls == 1 + 3 + 5 + stats.semantic_retries + 1
+    assert "file" not in stats.fallback_counts
