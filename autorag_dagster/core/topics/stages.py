@@ -649,6 +649,10 @@ def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> Non
         node.title, node.summary = _settle(run, ctx, "summary", node.id, answer, span, speakers, fallback, scaffold)
         return answer.usable
 
+    def settle_reasks() -> None:
+        """Later rejected answers are re-asked only while this file's re-asks have fixed one (or none were needed)."""
+        run.reask = not (ctx.config.stop_useless_reasks and run.reasks_useless())
+
     spoken = [n for n in nodes if ctx.fine.within(n.start, n.end)]
     probe = ctx.config.give_up_after
     for node in nodes:
@@ -660,12 +664,12 @@ def summarise(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> Non
         usable = run.client.fan_out(write, spoken[:probe])
         rest = spoken[probe:]
         if 2 * sum(usable) >= probe:
-            run.reask = not (ctx.config.stop_useless_reasks and run.reasks_useless())
+            settle_reasks()
             run.client.fan_out(write, rest)
         else:
             for node in rest:
                 write(node, ask=False)
-    run.reask = not (ctx.config.stop_useless_reasks and run.reasks_useless())
+    settle_reasks()
 
 
 def summarise_file(run: StageRunner, ctx: FileContext, nodes: list[TopicNode]) -> tuple[str, str]:
